@@ -1,0 +1,264 @@
+"""The `tierml` command: one verb per stage. User errors print one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tierml.errors import TiermlError
+from tierml.model.measure import LatencyStats
+from tierml.model.profile import ModelProfile
+
+
+class Analysis(BaseModel):
+    """`tierml analyze --json`: the profile and, with --measure, the host latency."""
+
+    profile: ModelProfile
+    host_latency: LatencyStats | None = None
+
+app = typer.Typer(
+    help="Place one trained model on the cloud-edge-mobile-tiny spectrum, measured.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+# Piped output gets a wide console so tables do not wrap at rich's default of 80 columns.
+out = Console() if sys.stdout.isatty() else Console(width=160)
+err = Console(stderr=True)
+
+InputShape = Annotated[list[str] | None, typer.Option(
+    "--input-shape", "-s", help="NAME=1x3x224x224 (or 1x3x224x224 for a single input); resolves dynamic dims")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="print the result as JSON instead of tables")]
+Threads = Annotated[int, typer.Option("--threads", "-t", min=1, help="ONNX Runtime intra-op threads")]
+CatalogFiles = Annotated[list[Path] | None, typer.Option(
+    "--catalog", help="extra device/link catalog YAML (same-name entries replace built-in ones)")]
+ReportFile = Annotated[Path | None, typer.Option("--report", help="write an HTML report with plots here")]
+
+
+def emit(result: BaseModel, as_json: bool, view: Callable[[], object]) -> None:
+    """Print a verb's result: JSON on request, tables otherwise."""
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=1) + "\n")
+    else:
+        out.print(view())
+
+
+@contextmanager
+def progress_bar(description: str, quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar on stderr driven by (stage, done, total) callbacks."""
+    if quiet:
+        yield lambda stage, done, total: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[stage]}", style="dim"))
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(description, total=None, stage="")
+
+        def update(stage: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, stage=stage[:40])
+
+        yield update
+
+
+def _load(model: str, input_shape: list[str] | None):  # noqa: ANN202 - returns (LoadedModel, shapes)
+    from tierml.model.load import load_model
+    from tierml.model.shapes import parse_input_shapes
+
+    shapes = parse_input_shapes(input_shape or [])
+    return load_model(model, shapes), shapes
+
+
+def _profile(model: str, input_shape: list[str] | None):  # noqa: ANN202 - returns (LoadedModel, ModelProfile)
+    from tierml.model.profile import analyze
+
+    loaded, shapes = _load(model, input_shape)
+    return loaded, analyze(loaded.proto, shapes, source=loaded.source, sha256=loaded.sha256)
+
+
+def _measure(loaded, profile, threads: int, runs: int, per_node: bool, quiet: bool):  # noqa: ANN001, ANN202
+    from tierml.model.measure import measure_latency
+
+    inputs = {t.name: t for t in profile.inputs}
+    with progress_bar(f"timing {runs} runs", quiet) as update:
+        return measure_latency(loaded.proto, inputs, threads=threads, runs=runs, per_node=per_node,
+                               progress=lambda done, total: update("run", done, total))
+
+
+@app.command()
+def analyze(
+    model: Annotated[str, typer.Argument(help="model.onnx, model.pt (TorchScript), model.joblib, or recipe.py:factory")],
+    input_shape: InputShape = None,
+    measure: Annotated[bool, typer.Option("--measure/--no-measure", help="time it on this host with ORT")] = False,
+    per_node: Annotated[bool, typer.Option("--per-node", help="with --measure: ORT profiler time per node")] = False,
+    threads: Threads = 1,
+    runs: Annotated[int, typer.Option(min=1, help="timed runs for --measure")] = 50,
+    top: Annotated[int, typer.Option(min=1, help="nodes to list")] = 15,
+    as_json: JsonFlag = False,
+    report: ReportFile = None,
+) -> None:
+    """Profile a model: parameters, MACs/FLOPs, bytes, peak memory, per-tier op support (and host latency)."""
+    from tierml.cli.render import latency_view, profile_view
+
+    loaded, profile = _profile(model, input_shape)
+    stats = _measure(loaded, profile, threads, runs, per_node, as_json) if measure else None
+    if report:
+        from tierml.report.analyze import analyze_report
+
+        write_report(report, analyze_report(profile, stats), as_json)
+
+    def view() -> object:
+        from rich.console import Group
+
+        return Group(profile_view(profile, top), *([latency_view(stats)] if stats else []))
+
+    emit(Analysis(profile=profile, host_latency=stats), as_json, view)
+
+
+def write_report(path: Path, html: str, quiet: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(html)
+    os.replace(tmp, path)
+    if not quiet:
+        err.print(f"report written to {path}")
+
+
+def _calibration(path: Path | None, threads: int, quiet: bool):  # noqa: ANN202 - returns Calibration
+    from tierml.hardware import calibrate as cal
+
+    if path is not None:
+        return cal.load(path)
+    default = cal.default_path(threads)
+    if default.exists():
+        stored = cal.load(default)
+        if cal.matches_host(stored):
+            return stored
+    if not quiet:
+        err.print(f"no calibration of this host at {threads} thread(s) yet: calibrating (about 30 s), "
+                  f"saving to {default}")
+    with progress_bar("calibrating host", quiet) as update:
+        fresh = cal.calibrate(threads, progress=update)
+    cal.save(fresh, default)
+    return fresh
+
+
+@app.command()
+def estimate(
+    model: Annotated[str, typer.Argument(help="model.onnx, model.pt, model.joblib, or recipe.py:factory")],
+    input_shape: InputShape = None,
+    device: Annotated[list[str] | None, typer.Option(
+        "--device", "-d", help="device name (repeatable; default: host + every catalogue device)")] = None,
+    link: Annotated[list[str] | None, typer.Option(
+        "--link", "-l", help="link name (repeatable; default: every catalogue link)")] = None,
+    precision: Annotated[str, typer.Option(help="auto | fp32 | int8 (auto: int8 on MCUs and int8-only devices)")
+                         ] = "auto",
+    catalog: CatalogFiles = None,
+    calibration: Annotated[Path | None, typer.Option(help="calibration JSON from `tierml calibrate --out`")] = None,
+    threads: Threads = 1,
+    measure: Annotated[bool, typer.Option("--measure/--no-measure", help="also time it on this host")] = False,
+    as_json: JsonFlag = False,
+    report: ReportFile = None,
+) -> None:
+    """Estimate fit, latency and energy on each device, and transfer time and cost over each link."""
+    from tierml.cli.render import estimate_view
+    from tierml.hardware.assessment import assess
+    from tierml.hardware.calibrate import host_device
+    from tierml.hardware.catalog import load_catalog
+    from tierml.hardware.roofline import RooflineEstimator
+
+    if precision not in ("auto", "fp32", "int8"):
+        raise TiermlError(f"--precision must be auto, fp32 or int8, not '{precision}'")
+    cat = load_catalog(catalog or [])
+    for name in device or []:
+        if name != "host":
+            cat.device(name)  # unknown names fail before any slow work
+    for name in link or []:
+        cat.link(name)
+    loaded, profile = _profile(model, input_shape)
+    cal = _calibration(calibration, threads, as_json)
+    host, source = host_device(cal)
+    cat = cat.with_device(host, {"tierml-calibrate": source})
+    names = device or ["host", *[d for d in cat.devices if d != "host"]]
+    stats = _measure(loaded, profile, threads, 30, False, as_json) if measure else None
+    result = assess(profile, cat, RooflineEstimator(cal), names, link or [], precision, cal.describe(), stats)
+    if report:
+        from tierml.report.estimate import estimate_report
+
+        write_report(report, estimate_report(result), as_json)
+    emit(result, as_json, lambda: estimate_view(result))
+
+
+@app.command()
+def devices(
+    catalog: CatalogFiles = None,
+    tier: Annotated[str | None, typer.Option(help="only this tier: cloud, edge, mobile, mcu")] = None,
+    links: Annotated[bool, typer.Option("--links/--no-links", help="also list the links")] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """List the device and link catalogue (every number with its source)."""
+    from tierml.cli.render import catalog_view
+    from tierml.hardware.catalog import load_catalog
+
+    if tier not in (None, "cloud", "edge", "mobile", "mcu"):
+        raise TiermlError(f"--tier must be cloud, edge, mobile or mcu, not '{tier}'")
+    cat = load_catalog(catalog or [])
+    emit(cat, as_json, lambda: catalog_view(cat, tier, links))
+
+
+@app.command()
+def calibrate(
+    threads: Threads = 1,
+    out_file: Annotated[Path | None, typer.Option("--out", help="where to write it (default: the cache)")] = None,
+    quick: Annotated[bool, typer.Option(help="a third of the op suite (about 10 s)")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Measure this host: matmul GFLOP/s, memory bandwidth, and per-op-class efficiency for estimates."""
+    from tierml.cli.render import calibration_view
+    from tierml.hardware import calibrate as cal
+
+    with progress_bar("calibrating host", as_json) as update:
+        result = cal.calibrate(threads, progress=update, quick=quick)
+    path = out_file or cal.default_path(threads)
+    cal.save(result, path)
+    if not as_json:
+        err.print(f"calibration saved to {path}")
+    emit(result, as_json, lambda: calibration_view(result))
+
+
+def main() -> None:
+    """Entry point: user errors are one line on stderr and exit code 2, never a traceback."""
+    try:
+        code = app(standalone_mode=False)
+    except TiermlError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors are handled below; anything else is our bug
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        if isinstance(exc, click.exceptions.Abort):
+            raise SystemExit(1) from None
+        if os.environ.get("TIERML_DEBUG"):
+            raise
+        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (a tierml bug; rerun with TIERML_DEBUG=1 "
+                  "for the traceback and report it)", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Rich tables for what the verbs return (library code never prints; the CLI does, through these)."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from tierml.hardware.assessment import ModelEstimate
+from tierml.hardware.calibrate import Calibration
+from tierml.hardware.catalog import Catalog, Number
+from tierml.model.measure import LatencyStats
+from tierml.model.profile import ModelProfile
+
+
+def size(n: float) -> str:
+    """Bytes in binary units: 37.5 MiB."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return f"{n:.2f} TiB"
+
+
+def count(n: float) -> str:
+    """1.23 G, 4.5 M, 812 k."""
+    for div, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.3g} {unit}"
+    return f"{n:.3g}"
+
+
+def profile_view(profile: ModelProfile, top: int = 15) -> Group:
+    shapes = ", ".join(f"{t.name}: {t.dtype}[{'x'.join(map(str, t.shape))}]" for t in profile.inputs)
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    mem = profile.memory
+    rows = [
+        ("model", f"{profile.model}  (sha256 {profile.sha256[:12]})" if profile.sha256 else profile.model),
+        ("inputs", shapes),
+        ("parameters", f"{profile.params:,}  ("
+         + ", ".join(f"{g.dtype} {size(g.bytes)}" for g in profile.params_by_dtype) + ")"),
+        ("MACs", f"{profile.macs:,}  ({count(profile.macs)})"),
+        ("FLOPs", f"{profile.flops:,}  (2 x MACs + {count(profile.other_flops)} other)"),
+        ("weights", size(mem.weight_bytes)),
+        ("peak activations", f"{size(mem.peak_activation_bytes)} at node {mem.peak_node} "
+         f"({len(mem.live_at_peak)} live tensors; largest {mem.largest_tensor} {size(mem.largest_tensor_bytes)})"),
+        ("peak memory", f"{size(mem.peak_total_bytes)} = weights + peak activations, {mem.order}"),
+        ("nodes", f"{len(profile.nodes)} ({sum(n.folded for n in profile.nodes)} folded at load time)"),
+        ("ops", ", ".join(f"{k} {v}" for k, v in list(profile.op_histogram.items())[:12])),
+    ]
+    for key, value in rows:
+        summary.add_row(key, value)
+    tiers = Table(title="runtime support per tier", title_justify="left")
+    for col in ("tier", "runtime", "supported", "unsupported nodes"):
+        tiers.add_column(col)
+    for t in profile.tiers:
+        bad = ", ".join(sorted({u.op_type for u in t.unsupported}))
+        cover = ", ".join(f"{k} {v:.0%}" for k, v in t.accelerator_coverage.items())
+        tiers.add_row(t.tier, t.runtime + (f" [{cover}]" if cover else ""),
+                      Text("yes", "green") if t.supported else Text(f"no ({len(t.unsupported)})", "red"), bad)
+    nodes = Table(title=f"top {top} nodes by FLOPs", title_justify="left")
+    for col in ("node", "op", "MACs", "FLOPs", "params", "bytes moved", "FLOP/B"):
+        nodes.add_column(col, justify="right" if col not in ("node", "op") else "left")
+    for n in sorted((n for n in profile.nodes if not n.folded), key=lambda n: -n.flops)[:top]:
+        nodes.add_row(n.name, n.op_type, count(n.macs), count(n.flops), count(n.params), size(n.bytes_moved),
+                      f"{n.intensity:.1f}")
+    parts: list = [summary, tiers, nodes]
+    if profile.notes:
+        parts.append(Text("notes: " + "; ".join(profile.notes[:5]), style="yellow"))
+    return Group(*parts)
+
+
+def latency_view(stats: LatencyStats, top: int = 10) -> Group:
+    head = Text(f"host latency ({stats.runtime}, {stats.threads} thread(s), {stats.runs} runs after "
+                f"{stats.warmup} warm-up): median {stats.median_ms:.3f} ms, p90 {stats.p90_ms:.3f} ms, "
+                f"p99 {stats.p99_ms:.3f} ms, min {stats.min_ms:.3f} ms", style="bold")
+    if not stats.per_node:
+        return Group(head)
+    table = Table(title=f"slowest {top} kernels (ORT profiler; includes profiling overhead)", title_justify="left")
+    for col in ("node (as run by ORT)", "op", "median us", "share"):
+        table.add_column(col, justify="left" if col.startswith(("node", "op")) else "right")
+    total = sum(n.median_us for n in stats.per_node) or 1.0
+    for n in sorted(stats.per_node, key=lambda n: -n.median_us)[:top]:
+        table.add_row(n.node, n.op_type, f"{n.median_us:.1f}", f"{n.median_us / total:.1%}")
+    return Group(head, table)
+
+
+def _fit(need: float, have: float | None) -> Text:
+    if have is None:
+        return Text("-")
+    margin = have - need
+    style = "green" if margin >= 0 else "red"
+    return Text(f"{size(need)} / {size(have)} ({'+' if margin >= 0 else '-'}{size(abs(margin))})", style)
+
+
+def estimate_view(result: ModelEstimate) -> Group:
+    devices = Table(title=f"{result.model} on each device", title_justify="left")
+    for col in ("device", "tier", "prec", "latency ms", "method", "energy mJ", "RAM need / have (margin)",
+                "storage need / have (margin)", "fits"):
+        devices.add_column(col, justify="right" if col in ("latency ms", "energy mJ") else "left")
+    for d in result.devices:
+        devices.add_row(
+            d.device, d.tier, d.precision, f"{d.latency.value:.4g}", d.latency.method,
+            f"{d.energy.value:.4g}" if d.energy else "-",
+            _fit(d.ram.need_bytes, d.ram.have_bytes),
+            _fit(d.storage.need_bytes, d.storage.have_bytes) if d.storage else Text("-"),
+            Text("yes", "green") if d.fits else Text("no", "red"),
+        )
+    links = Table(title="sending the input and receiving the output over each link (catalogue)",
+                  title_justify="left")
+    for col in ("link", "RTT floor ms", "up / down", "p50 ms", "p95 ms", "radio mJ", "USD / 1M req"):
+        links.add_column(col, justify="left" if col in ("link", "up / down") else "right")
+    for k in result.links:
+        links.add_row(k.link, f"{k.rtt_floor_ms:.3g}", f"{size(k.up_bytes)} / {size(k.down_bytes)}",
+                      f"{k.latency_p50.value:.4g}", f"{k.latency_p95.value:.4g}",
+                      f"{k.radio_energy.value:.3g}" if k.radio_energy else "-",
+                      f"{k.cost_per_million.value:.3g}" if k.cost_per_million else "-")
+    parts: list = [devices, links, Text(f"latency on host: {result.calibration}", style="dim")]
+    if result.measured:
+        host = next((d for d in result.devices if d.device == "host"), None)
+        ratio = f" (estimate/measured = {host.latency.value / result.measured.median_ms:.2f})" if host else ""
+        parts.append(Text(f"measured on host: median {result.measured.median_ms:.3f} ms{ratio}", style="bold"))
+    return Group(*parts)
+
+
+def _num(n: Number | None, scale: float = 1.0, fmt: str = "{:.4g}") -> str:
+    return fmt.format(n.value * scale) if n else "-"
+
+
+def catalog_view(catalog: Catalog, tier: str | None, show_links: bool) -> Group:
+    devices = Table(title="devices", title_justify="left")
+    for col in ("name", "tier", "fp32 GFLOP/s", "int8 GOP/s", "GB/s", "RAM MB", "storage MB", "W idle/active",
+                "price"):
+        devices.add_column(col, justify="left" if col in ("name", "tier", "price") else "right")
+    for d in catalog.devices.values():
+        if tier and d.tier != tier:
+            continue
+        price = (f"${d.price_usd.value:,.0f}" if d.price_usd else f"${d.usd_per_hour.value:g}/h" if d.usd_per_hour
+                 else f"${d.usd_per_gb_second.value:g}/GB-s" if d.usd_per_gb_second else "-")
+        devices.add_row(d.name, d.tier, _num(d.peak_fp32_gflops), _num(d.peak_int8_gops),
+                        _num(d.memory_bandwidth_gbps), _num(d.ram_mb), _num(d.storage_mb),
+                        f"{_num(d.power_idle_w)}/{_num(d.power_active_w)}", price)
+    parts: list = [devices]
+    if show_links:
+        links = Table(title="links", title_justify="left")
+        for col in ("name", "RTT p50/p95 ms", "floor ms", "up/down Mbit/s", "nJ/bit up", "USD/GB"):
+            links.add_column(col, justify="left" if col == "name" else "right")
+        for k in catalog.links.values():
+            links.add_row(k.name, f"{k.rtt_ms.p50:g}/{k.rtt_ms.p95:g}", f"{k.rtt_floor_ms:.3g}",
+                          f"{k.up_mbps.value:g}/{k.down_mbps.value:g}", _num(k.energy_nj_per_bit_up),
+                          _num(k.usd_per_gb))
+        parts.append(links)
+    parts.append(Text("every figure cites a source: tierml devices --json shows them", style="dim"))
+    return Group(*parts)
+
+
+def calibration_view(cal: Calibration) -> Group:
+    table = Table(title="efficiency by op class (roofline time / measured time)", title_justify="left")
+    for col in ("op class", "samples", "min", "median", "max"):
+        table.add_column(col, justify="left" if col == "op class" else "right")
+    by: dict[str, list[float]] = {}
+    for s in cal.samples:
+        by.setdefault(s.op_class, []).append(s.efficiency)
+    for name, values in sorted(by.items()):
+        values.sort()
+        table.add_row(name, str(len(values)), f"{values[0]:.2f}", f"{values[len(values) // 2]:.2f}",
+                      f"{values[-1]:.2f}")
+    sweep = ", ".join(f"{size(int(k))}: {v:.0f}" for k, v in cal.bandwidth_sweep.items())
+    return Group(Text(cal.describe(), style="bold"),
+                 Text(f"run overhead {cal.session_overhead_us:.1f} us, per extra node {cal.node_overhead_us:.2f} us; "
+                      f"copy GB/s by buffer size: {sweep}"),
+                 table)

@@ -1,0 +1,136 @@
+"""Latency of a model on this host through ONNX Runtime: whole model and per node."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from pydantic import BaseModel
+
+from tierml.model.shapes import dummy_inputs
+from tierml.model.tensors import TensorInfo
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+class NodeTiming(BaseModel):
+    """Median kernel time of one node of the graph ORT actually runs (after its fusions)."""
+
+    node: str
+    op_type: str
+    median_us: float
+
+
+class LatencyStats(BaseModel):
+    """Wall-clock latency of single requests, after warm-up."""
+
+    runs: int
+    warmup: int
+    threads: int
+    median_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    min_ms: float
+    runtime: str
+    per_node: list[NodeTiming] = []
+
+
+def make_session(model: onnx.ModelProto | bytes, threads: int = 1, profile_dir: Path | None = None,
+                 optimization: str = "all") -> ort.InferenceSession:
+    """A CPU session with an explicit thread budget (intra-op threads; inter-op 1, sequential)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = {
+        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[optimization]
+    options.log_severity_level = 3
+    if profile_dir is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile_dir / "ort_profile")
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def time_runs(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray], runs: int, warmup: int,
+              progress: Progress | None = None) -> np.ndarray:
+    """Seconds per `session.run`, one sample per run, after `warmup` untimed runs."""
+    for _ in range(warmup):
+        session.run(None, dict(feeds))
+    samples = np.empty(runs)
+    for i in range(runs):
+        start = time.perf_counter()
+        session.run(None, dict(feeds))
+        samples[i] = time.perf_counter() - start
+        if progress:
+            progress(i + 1, runs)
+    return samples
+
+
+def summarize(samples: np.ndarray, runs: int, warmup: int, threads: int) -> LatencyStats:
+    ms = samples * 1e3
+    return LatencyStats(
+        runs=runs, warmup=warmup, threads=threads,
+        median_ms=float(np.median(ms)), p90_ms=float(np.percentile(ms, 90)),
+        p99_ms=float(np.percentile(ms, 99)), mean_ms=float(ms.mean()), min_ms=float(ms.min()),
+        runtime=f"onnxruntime {ort.__version__} CPUExecutionProvider, ORT_ENABLE_ALL",
+    )
+
+
+def measure_latency(
+    model: onnx.ModelProto,
+    inputs: Mapping[str, TensorInfo],
+    threads: int = 1,
+    runs: int = 50,
+    warmup: int = 5,
+    per_node: bool = False,
+    progress: Progress | None = None,
+) -> LatencyStats:
+    """Median / p90 / p99 of `runs` single-request runs; with `per_node`, ORT profiler kernel times."""
+    feeds = dummy_inputs(inputs)
+    session = make_session(model, threads)
+    stats = summarize(time_runs(session, feeds, runs, warmup, progress), runs, warmup, threads)
+    if per_node:
+        stats.per_node = profile_nodes(model, feeds, threads, runs=min(runs, 20), warmup=warmup)
+    return stats
+
+
+def profile_nodes(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], threads: int, runs: int,
+                  warmup: int) -> list[NodeTiming]:
+    """Per-node kernel times from ORT's profiler (a separate session: profiling adds overhead)."""
+    with tempfile.TemporaryDirectory(prefix="tierml-prof-") as tmp:
+        session = make_session(model, threads, profile_dir=Path(tmp))
+        for _ in range(warmup + runs):
+            session.run(None, dict(feeds))
+        events = json.loads(Path(session.end_profiling()).read_text())
+    return node_timings(events, skip_runs=warmup)
+
+
+def node_timings(events: list[dict], skip_runs: int = 0) -> list[NodeTiming]:
+    """Median kernel time per node from ORT profiler events, skipping the first `skip_runs` runs."""
+    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events
+                  if e.get("cat") == "Session" and e.get("name") == "model_run")
+    start = runs[skip_runs - 1][1] if 0 < skip_runs <= len(runs) else 0
+    per_run: dict[str, list[float]] = defaultdict(list)
+    ops: dict[str, str] = {}
+    for event in events:
+        name = event.get("name", "")
+        if event.get("cat") != "Node" or not name.endswith("_kernel_time") or event["ts"] < start:
+            continue
+        node = name[: -len("_kernel_time")]
+        per_run[node].append(float(event["dur"]))
+        ops[node] = event.get("args", {}).get("op_name", "")
+    return [NodeTiming(node=node, op_type=ops[node], median_us=float(np.median(durs)))
+            for node, durs in per_run.items()]

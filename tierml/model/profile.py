@@ -1,0 +1,264 @@
+"""ModelProfile: what a model costs, node by node and in total, at concrete input shapes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import onnx
+from pydantic import BaseModel
+
+from tierml.model.costs import Cost, NodeView, node_cost, op_class
+from tierml.model.liveness import peak_memory
+from tierml.model.shapes import constant_tensors, infer_tensors, resolve_input_shapes
+from tierml.model.support import TierSupport, check_support
+from tierml.model.tensors import TensorInfo
+
+# Element types that hold shapes and indices rather than learned weights.
+_INDEX_TYPES = {onnx.TensorProto.INT64, onnx.TensorProto.BOOL, onnx.TensorProto.STRING}
+
+
+def is_parameter(info: TensorInfo) -> bool:
+    """Learned weights: stored constants of numeric type with more than one element (scalars are
+    hyper-parameters such as clip bounds, int64 tensors are shapes and axes)."""
+    return info.elem_type not in _INDEX_TYPES and info.numel > 1
+# Ops whose value does not depend on their input's data once shapes are fixed.
+_SHAPE_ONLY = {"Shape", "Size"}
+_NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
+                     "Bernoulli"}
+
+
+class NodeProfile(BaseModel):
+    """One node's cost at the profile's input shapes."""
+
+    index: int
+    name: str
+    op_type: str
+    domain: str = ""
+    op_class: str
+    inputs: list[str]
+    outputs: list[str]
+    folded: bool  # value fixed once input shapes are: computed at load time, never per inference
+    macs: int
+    other_flops: int
+    params: int
+    input_bytes: int  # activations read
+    weight_bytes: int  # constants read
+    output_bytes: int
+    note: str = ""
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs + self.other_flops
+
+    @property
+    def bytes_moved(self) -> int:
+        return self.input_bytes + self.weight_bytes + self.output_bytes
+
+    @property
+    def intensity(self) -> float:
+        """FLOPs per byte moved (arithmetic intensity)."""
+        return self.flops / self.bytes_moved if self.bytes_moved else 0.0
+
+
+class ParamGroup(BaseModel):
+    dtype: str
+    count: int
+    bytes: int
+
+
+class Memory(BaseModel):
+    """Weights plus the peak of live activations under the stated execution order."""
+
+    weight_bytes: int
+    peak_activation_bytes: int
+    peak_node: str
+    live_at_peak: list[str]
+    largest_tensor: str
+    largest_tensor_bytes: int
+    timeline: list[int] = []  # live activation bytes while each executed node runs
+    order: str = "graph order (the topological order stored in the ONNX file)"
+
+    @property
+    def peak_total_bytes(self) -> int:
+        return self.weight_bytes + self.peak_activation_bytes
+
+
+class ModelProfile(BaseModel):
+    """Static profile of a model; `host_latency` is filled in when it has been measured."""
+
+    model: str
+    sha256: str
+    opsets: dict[str, int]
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    nodes: list[NodeProfile]
+    params: int
+    params_by_dtype: list[ParamGroup]
+    macs: int
+    other_flops: int
+    memory: Memory
+    op_histogram: dict[str, int]
+    tiers: list[TierSupport]
+    notes: list[str] = []
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs + self.other_flops
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.memory.weight_bytes
+
+    def tier(self, name: str) -> TierSupport:
+        return next(t for t in self.tiers if t.tier == name)
+
+
+def node_names(graph: onnx.GraphProto) -> list[str]:
+    """Unique, stable names for the graph's nodes (exporters often leave names empty or repeat them)."""
+    seen: Counter[str] = Counter()
+    names = []
+    for index, node in enumerate(graph.node):
+        base = node.name or f"{node.op_type}_{index}"
+        seen[base] += 1
+        names.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
+    return names
+
+
+def folded_outputs(graph: onnx.GraphProto, constants: set[str]) -> set[str]:
+    """Tensors whose values are fixed at load time: constants and everything computed only from them."""
+    fixed = set(constants)
+    for node in graph.node:
+        if node.op_type in _NONDETERMINISTIC:
+            continue
+        inputs = [i for i in node.input if i]
+        if node.op_type in _SHAPE_ONLY or node.op_type == "Constant" or (inputs and all(i in fixed for i in inputs)):
+            fixed.update(o for o in node.output if o)
+    return fixed
+
+
+def analyze(
+    model: onnx.ModelProto,
+    input_shapes: Mapping[str | None, tuple[int, ...]] | None = None,
+    source: str = "<memory>",
+    sha256: str = "",
+) -> ModelProfile:
+    """Profile `model` at the given input shapes (dynamic dims must be resolved by them)."""
+    graph = model.graph
+    inputs = resolve_input_shapes(model, input_shapes)
+    tensors = infer_tensors(model, inputs)
+    stored = constant_tensors(graph)
+    fixed = folded_outputs(graph, set(stored))
+    names = node_names(graph)
+    nodes = [
+        _profile_node(index, name, node, tensors, set(stored), fixed)
+        for index, (name, node) in enumerate(zip(names, graph.node, strict=True))
+    ]
+    live_steps = [(n.inputs, n.outputs) for n in nodes if not n.folded]
+    live_names = [n.name for n in nodes if not n.folded]
+    activations = {
+        name: info.nbytes for name, info in tensors.items() if name not in fixed and name not in stored
+    }
+    outputs = [o.name for o in graph.output]
+    peak = peak_memory(live_steps, activations, inputs.keys(), outputs)
+    weights = list(stored.values())
+    largest = max(activations.items(), key=lambda kv: kv[1], default=("", 0))
+    opsets = {o.domain or "": o.version for o in model.opset_import}
+    return ModelProfile(
+        model=source,
+        sha256=sha256,
+        opsets=opsets,
+        inputs=list(inputs.values()),
+        outputs=[tensors[o] for o in outputs if o in tensors],
+        nodes=nodes,
+        params=sum(w.numel for w in weights if is_parameter(w)),
+        params_by_dtype=_params_by_dtype(weights),
+        macs=sum(n.macs for n in nodes if not n.folded),
+        other_flops=sum(n.other_flops for n in nodes if not n.folded),
+        memory=Memory(
+            weight_bytes=sum(w.nbytes for w in weights),
+            peak_activation_bytes=peak.peak_bytes,
+            peak_node=live_names[peak.step] if peak.step >= 0 else "",
+            live_at_peak=list(peak.live),
+            largest_tensor=largest[0],
+            largest_tensor_bytes=largest[1],
+            timeline=list(peak.timeline),
+        ),
+        op_histogram=dict(Counter(n.op_type for n in nodes if n.op_type != "Constant").most_common()),
+        tiers=check_support(list(zip(names, graph.node, strict=True)), {n.name for n in nodes if n.folded},
+                            tensors, fixed, opsets),
+        notes=[f"{n.name}: {n.note}" for n in nodes if n.note and not n.folded],
+    )
+
+
+def _params_by_dtype(weights: Sequence[TensorInfo]) -> list[ParamGroup]:
+    groups: dict[str, ParamGroup] = {}
+    for w in weights:
+        group = groups.setdefault(w.dtype, ParamGroup(dtype=w.dtype, count=0, bytes=0))
+        group.count += w.numel
+        group.bytes += w.nbytes
+    return sorted(groups.values(), key=lambda g: -g.bytes)
+
+
+def _profile_node(
+    index: int,
+    name: str,
+    node: onnx.NodeProto,
+    tensors: Mapping[str, TensorInfo],
+    stored: set[str],
+    fixed: set[str],
+) -> NodeProfile:
+    ins = [tensors.get(i) if i else None for i in node.input]
+    outs = [tensors.get(o) if o else None for o in node.output]
+    cost = _cost(node, ins, outs, tensors)
+    unknown = [o for o, info in zip(node.output, outs, strict=True) if o and info is None]
+    note = cost.note or (f"shape of {unknown[0]} unknown" if unknown else "")
+    distinct = {i: info for i, info in zip(node.input, ins, strict=True) if i and info is not None}
+    weight = ins[1] if len(ins) > 1 and node.input[1] in fixed else None
+    return NodeProfile(
+        index=index,
+        name=name,
+        op_type=node.op_type,
+        domain=node.domain,
+        op_class=op_class(node, weight),
+        inputs=[i for i in node.input if i],
+        outputs=[o for o in node.output if o],
+        folded=bool(node.output) and all(o in fixed for o in node.output if o),
+        macs=cost.macs,
+        other_flops=cost.other_flops,
+        params=sum(t.numel for i, t in distinct.items() if i in stored and is_parameter(t)),
+        input_bytes=sum(t.nbytes for i, t in distinct.items() if i not in fixed),
+        weight_bytes=sum(t.nbytes for i, t in distinct.items() if i in fixed),
+        output_bytes=sum(t.nbytes for t in outs if t is not None),
+        note=note,
+    )
+
+
+def _cost(
+    node: onnx.NodeProto,
+    ins: list[TensorInfo | None],
+    outs: list[TensorInfo | None],
+    tensors: Mapping[str, TensorInfo],
+) -> Cost:
+    if node.op_type not in ("If", "Loop", "Scan"):
+        return node_cost(NodeView(node, ins, outs))
+    bodies = [
+        _graph_cost(attr.g, tensors) for attr in node.attribute if attr.type == onnx.AttributeProto.GRAPH
+    ]
+    if not bodies:
+        return Cost()
+    if node.op_type == "If":
+        costliest = max(bodies, key=lambda c: c.flops)
+        return Cost(costliest.macs, costliest.other_flops, "If: the costlier branch is counted")
+    body = bodies[0]
+    return Cost(body.macs, body.other_flops, f"{node.op_type}: one iteration of the body is counted")
+
+
+def _graph_cost(graph: onnx.GraphProto, tensors: Mapping[str, TensorInfo]) -> Cost:
+    macs = other = 0
+    for node in graph.node:
+        ins = [tensors.get(i) if i else None for i in node.input]
+        outs = [tensors.get(o) if o else None for o in node.output]
+        cost = _cost(node, ins, outs, tensors)
+        macs, other = macs + cost.macs, other + cost.other_flops
+    return Cost(macs, other)

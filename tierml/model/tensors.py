@@ -1,0 +1,56 @@
+"""Tensor element types and sizes, the way ONNX names them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+from pydantic import BaseModel
+
+# Bits per element of ONNX element types that numpy cannot size (sub-byte and float8 types).
+_SPECIAL_BITS = {
+    "INT4": 4, "UINT4": 4, "FLOAT4E2M1": 4, "INT2": 2, "UINT2": 2,
+    "FLOAT8E4M3FN": 8, "FLOAT8E4M3FNUZ": 8, "FLOAT8E5M2": 8, "FLOAT8E5M2FNUZ": 8, "FLOAT8E8M0": 8,
+    "BFLOAT16": 16,
+}
+
+
+def dtype_name(elem_type: int) -> str:
+    """ONNX element-type enum -> its name in lower case ('float', 'int8', ...)."""
+    return onnx.TensorProto.DataType.Name(elem_type).lower()
+
+
+def dtype_bits(elem_type: int) -> int:
+    """Bits per element; 0 for types with no fixed size (strings)."""
+    name = onnx.TensorProto.DataType.Name(elem_type)
+    if name in _SPECIAL_BITS:
+        return _SPECIAL_BITS[name]
+    if name in ("STRING", "UNDEFINED"):
+        return 0
+    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).itemsize * 8
+
+
+def elem_type_of_numpy(dtype: np.dtype) -> int:
+    """numpy dtype -> ONNX element type enum."""
+    return onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+
+class TensorInfo(BaseModel):
+    """A tensor with a concrete shape: what every size, liveness and cost figure is computed from."""
+
+    name: str
+    elem_type: int
+    shape: tuple[int, ...]
+
+    @property
+    def dtype(self) -> str:
+        return dtype_name(self.elem_type)
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return (self.numel * dtype_bits(self.elem_type) + 7) // 8
