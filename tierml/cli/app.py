@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -13,6 +12,7 @@ from typing import Annotated
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tierml.errors import TiermlError
@@ -40,6 +40,8 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="print the result as JSON
 Threads = Annotated[int, typer.Option("--threads", "-t", min=1, help="ONNX Runtime intra-op threads")]
 CatalogFiles = Annotated[list[Path] | None, typer.Option(
     "--catalog", help="extra device/link catalog YAML (same-name entries replace built-in ones)")]
+ModelArg = Annotated[str, typer.Argument(
+    help="model.onnx, model.pt (TorchScript), model.joblib (scikit-learn), or recipe.py:factory")]
 ReportFile = Annotated[Path | None, typer.Option("--report", help="write an HTML report with plots here")]
 
 
@@ -94,7 +96,7 @@ def _measure(loaded, profile, threads: int, runs: int, per_node: bool, quiet: bo
 
 @app.command()
 def analyze(
-    model: Annotated[str, typer.Argument(help="model.onnx, model.pt (TorchScript), model.joblib, or recipe.py:factory")],
+    model: ModelArg,
     input_shape: InputShape = None,
     measure: Annotated[bool, typer.Option("--measure/--no-measure", help="time it on this host with ORT")] = False,
     per_node: Annotated[bool, typer.Option("--per-node", help="with --measure: ORT profiler time per node")] = False,
@@ -152,7 +154,7 @@ def _calibration(path: Path | None, threads: int, quiet: bool):  # noqa: ANN202 
 
 @app.command()
 def estimate(
-    model: Annotated[str, typer.Argument(help="model.onnx, model.pt, model.joblib, or recipe.py:factory")],
+    model: ModelArg,
     input_shape: InputShape = None,
     device: Annotated[list[str] | None, typer.Option(
         "--device", "-d", help="device name (repeatable; default: host + every catalogue device)")] = None,
@@ -234,30 +236,23 @@ def calibrate(
 
 
 def main() -> None:
-    """Entry point: user errors are one line on stderr and exit code 2, never a traceback."""
+    """Entry point: user errors are one line on stderr and exit code 2, never a traceback.
+
+    typer itself turns usage mistakes (unknown option, missing argument) into exit code 2.
+    """
     try:
-        code = app(standalone_mode=False)
+        app()
     except TiermlError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors are handled below; anything else is our bug
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
-        if isinstance(exc, click.exceptions.Abort):
-            raise SystemExit(1) from None
+    except Exception as exc:  # anything else is a tierml bug, not the user's
         if os.environ.get("TIERML_DEBUG"):
             raise
-        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (a tierml bug; rerun with TIERML_DEBUG=1 "
-                  "for the traceback and report it)", highlight=False, soft_wrap=True)
+        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {escape(str(exc))} (a tierml bug; rerun with "
+                  "TIERML_DEBUG=1 for the traceback and report it)", highlight=False, soft_wrap=True)
         raise SystemExit(1) from None
-    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -51,20 +51,20 @@ def profile_view(profile: ModelProfile, top: int = 15) -> Group:
         ("ops", ", ".join(f"{k} {v}" for k, v in list(profile.op_histogram.items())[:12])),
     ]
     for key, value in rows:
-        summary.add_row(key, value)
+        summary.add_row(key, Text(value))  # Text: model-supplied names must not be read as rich markup
     tiers = Table(title="runtime support per tier", title_justify="left")
     for col in ("tier", "runtime", "supported", "unsupported nodes"):
         tiers.add_column(col)
     for t in profile.tiers:
         bad = ", ".join(sorted({u.op_type for u in t.unsupported}))
         cover = ", ".join(f"{k} {v:.0%}" for k, v in t.accelerator_coverage.items())
-        tiers.add_row(t.tier, t.runtime + (f" [{cover}]" if cover else ""),
-                      Text("yes", "green") if t.supported else Text(f"no ({len(t.unsupported)})", "red"), bad)
+        tiers.add_row(t.tier, Text(t.runtime + (f" [{cover}]" if cover else "")),
+                      Text("yes", "green") if t.supported else Text(f"no ({len(t.unsupported)})", "red"), Text(bad))
     nodes = Table(title=f"top {top} nodes by FLOPs", title_justify="left")
     for col in ("node", "op", "MACs", "FLOPs", "params", "bytes moved", "FLOP/B"):
         nodes.add_column(col, justify="right" if col not in ("node", "op") else "left")
     for n in sorted((n for n in profile.nodes if not n.folded), key=lambda n: -n.flops)[:top]:
-        nodes.add_row(n.name, n.op_type, count(n.macs), count(n.flops), count(n.params), size(n.bytes_moved),
+        nodes.add_row(Text(n.name), n.op_type, count(n.macs), count(n.flops), count(n.params), size(n.bytes_moved),
                       f"{n.intensity:.1f}")
     parts: list = [summary, tiers, nodes]
     if profile.notes:
@@ -83,7 +83,7 @@ def latency_view(stats: LatencyStats, top: int = 10) -> Group:
         table.add_column(col, justify="left" if col.startswith(("node", "op")) else "right")
     total = sum(n.median_us for n in stats.per_node) or 1.0
     for n in sorted(stats.per_node, key=lambda n: -n.median_us)[:top]:
-        table.add_row(n.node, n.op_type, f"{n.median_us:.1f}", f"{n.median_us / total:.1%}")
+        table.add_row(Text(n.node), n.op_type, f"{n.median_us:.1f}", f"{n.median_us / total:.1%}")
     return Group(head, table)
 
 
@@ -96,7 +96,7 @@ def _fit(need: float, have: float | None) -> Text:
 
 
 def estimate_view(result: ModelEstimate) -> Group:
-    devices = Table(title=f"{result.model} on each device", title_justify="left")
+    devices = Table(title=Text(f"{result.model} on each device"), title_justify="left")
     for col in ("device", "tier", "prec", "latency ms", "method", "energy mJ", "RAM need / have (margin)",
                 "storage need / have (margin)", "fits"):
         devices.add_column(col, justify="right" if col in ("latency ms", "energy mJ") else "left")

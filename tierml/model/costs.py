@@ -228,8 +228,40 @@ def _resize(view: NodeView) -> Cost:
     return Cost(other_flops=y.numel * taps * 2)
 
 
-def _zero(view: NodeView) -> Cost:
-    return Cost()
+def _linear_ml(view: NodeView) -> Cost:
+    """ai.onnx.ml LinearClassifier / LinearRegressor: coefficients [targets x features] in an attribute."""
+    x = view.input(0)
+    rows = x.shape[0] if x is not None and x.shape else 1
+    return Cost(macs=rows * len(view.attr("coefficients", [])))  # type: ignore[arg-type]
+
+
+def _svm(view: NodeView) -> Cost:
+    x = view.input(0)
+    if x is None or len(x.shape) != 2:
+        return Cost(note="input shape unknown")
+    support = len(view.attr("support_vectors", [])) // max(x.shape[1], 1)  # type: ignore[arg-type]
+    coefficients = len(view.attr("coefficients", []))  # type: ignore[arg-type]
+    rows, features = x.shape
+    return Cost(macs=rows * (support * features + coefficients) if support else rows * coefficients)
+
+
+def _tree_ensemble(view: NodeView) -> Cost:
+    """One comparison per level visited: trees x depth of a balanced tree of the same size, per row."""
+    x = view.input(0)
+    rows = x.shape[0] if x is not None and x.shape else 1
+    tree_ids = view.attr("nodes_treeids", None) or view.attr("tree_roots", [])
+    trees = len(set(tree_ids)) if tree_ids else 1  # type: ignore[arg-type]
+    nodes = len(view.attr("nodes_featureids", []) or view.attr("nodes_splits", []) or [])  # type: ignore[arg-type]
+    depth = max(math.ceil(math.log2(nodes / trees + 1)), 1) if nodes else 1
+    return Cost(other_flops=rows * trees * depth)
+
+
+def attribute_parameters(node: onnx.NodeProto) -> int:
+    """Learned values that ai.onnx.ml ops keep in attributes (coefficients, thresholds, leaf weights)."""
+    if node.domain != "ai.onnx.ml":
+        return 0
+    return sum(len(a.floats) + math.prod(a.t.dims) * bool(a.t.dims) for a in node.attribute
+               if a.type in (onnx.AttributeProto.FLOATS, onnx.AttributeProto.TENSOR))
 
 
 # Elementwise ops and their FLOPs per output element.
@@ -271,6 +303,10 @@ _FORMULAS: dict[str, CostFn] = {
     "ReduceLogSumExp": _per_input(3), "ArgMax": _per_input(1), "ArgMin": _per_input(1),
     "TopK": _per_input(2), "CumSum": _per_input(1),
     "Resize": _resize, "Upsample": _resize,
+    "LinearClassifier": _linear_ml, "LinearRegressor": _linear_ml, "SVMClassifier": _svm, "SVMRegressor": _svm,
+    "TreeEnsembleClassifier": _tree_ensemble, "TreeEnsembleRegressor": _tree_ensemble,
+    "TreeEnsemble": _tree_ensemble,
+    "Normalizer": _per_output(3), "Scaler": _per_output(2), "Binarizer": _per_output(1),
 }
 
 # Ops that move or reinterpret data but compute nothing.
@@ -278,6 +314,7 @@ MOVEMENT_OPS = frozenset({
     "Transpose", "Concat", "Split", "Slice", "Gather", "GatherElements", "GatherND", "Pad", "Tile",
     "Expand", "DepthToSpace", "SpaceToDepth", "ScatterND", "ScatterElements", "Scatter", "Compress",
     "ReverseSequence", "Trilu", "OneHot", "NonZero", "Unique", "ReorderInput", "ReorderOutput",
+    "ZipMap", "ArrayFeatureExtractor", "LabelEncoder", "CastMap", "FeatureVectorizer", "Imputer",
 })
 VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
 SHAPE_OPS = frozenset({"Shape", "Size", "Constant", "ConstantOfShape", "Range", "EyeLike"})

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import onnx
 from pydantic import BaseModel
 
-from tierml.model.costs import Cost, NodeView, node_cost, op_class
+from tierml.model.costs import Cost, NodeView, attribute_parameters, node_cost, op_class
 from tierml.model.liveness import peak_memory
 from tierml.model.shapes import constant_tensors, infer_tensors, resolve_input_shapes
 from tierml.model.support import TierSupport, check_support
@@ -162,6 +162,7 @@ def analyze(
     outputs = [o.name for o in graph.output]
     peak = peak_memory(live_steps, activations, inputs.keys(), outputs)
     weights = list(stored.values())
+    in_attributes = sum(attribute_parameters(node) for node in graph.node)
     largest = max(activations.items(), key=lambda kv: kv[1], default=("", 0))
     opsets = {o.domain or "": o.version for o in model.opset_import}
     return ModelProfile(
@@ -171,12 +172,12 @@ def analyze(
         inputs=list(inputs.values()),
         outputs=[tensors[o] for o in outputs if o in tensors],
         nodes=nodes,
-        params=sum(w.numel for w in weights if is_parameter(w)),
-        params_by_dtype=_params_by_dtype(weights),
+        params=sum(w.numel for w in weights if is_parameter(w)) + in_attributes,
+        params_by_dtype=_params_by_dtype(weights, in_attributes),
         macs=sum(n.macs for n in nodes if not n.folded),
         other_flops=sum(n.other_flops for n in nodes if not n.folded),
         memory=Memory(
-            weight_bytes=sum(w.nbytes for w in weights),
+            weight_bytes=sum(w.nbytes for w in weights) + 4 * in_attributes,
             peak_activation_bytes=peak.peak_bytes,
             peak_node=live_names[peak.step] if peak.step >= 0 else "",
             live_at_peak=list(peak.live),
@@ -191,12 +192,18 @@ def analyze(
     )
 
 
-def _params_by_dtype(weights: Sequence[TensorInfo]) -> list[ParamGroup]:
+def _params_by_dtype(weights: Sequence[TensorInfo], in_attributes: int) -> list[ParamGroup]:
     groups: dict[str, ParamGroup] = {}
+
+    def add(dtype: str, count: int, nbytes: int) -> None:
+        group = groups.setdefault(dtype, ParamGroup(dtype=dtype, count=0, bytes=0))
+        group.count += count
+        group.bytes += nbytes
+
     for w in weights:
-        group = groups.setdefault(w.dtype, ParamGroup(dtype=w.dtype, count=0, bytes=0))
-        group.count += w.numel
-        group.bytes += w.nbytes
+        add(w.dtype, w.numel, w.nbytes)
+    if in_attributes:  # ai.onnx.ml ops keep float coefficients in attributes
+        add("float", in_attributes, 4 * in_attributes)
     return sorted(groups.values(), key=lambda g: -g.bytes)
 
 
@@ -226,7 +233,8 @@ def _profile_node(
         folded=bool(node.output) and all(o in fixed for o in node.output if o),
         macs=cost.macs,
         other_flops=cost.other_flops,
-        params=sum(t.numel for i, t in distinct.items() if i in stored and is_parameter(t)),
+        params=sum(t.numel for i, t in distinct.items() if i in stored and is_parameter(t))
+        + attribute_parameters(node),
         input_bytes=sum(t.nbytes for i, t in distinct.items() if i not in fixed),
         weight_bytes=sum(t.nbytes for i, t in distinct.items() if i in fixed),
         output_bytes=sum(t.nbytes for t in outs if t is not None),

@@ -9,9 +9,9 @@ the int8 op subset tierml's MCU exporter implements.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import re
 from collections.abc import Mapping, Sequence
-import importlib.util
 from pathlib import Path
 
 import onnx

@@ -1,0 +1,127 @@
+"""Estimates: roofline arithmetic, runtime fusions, fit checks, energy, link transfers, and method labels."""
+
+from __future__ import annotations
+
+import pytest
+
+from tierml.hardware.assessment import assess, choose_precision, weight_bytes
+from tierml.hardware.calibrate import Calibration, HostInfo, Sample, host_device
+from tierml.hardware.catalog import load_catalog
+from tierml.hardware.roofline import RooflineEstimator
+from tierml.hardware.transfer import transfer
+from tierml.model.fusion import runtime_fusions
+from tierml.model.load import load_onnx
+from tierml.model.profile import analyze
+
+CLASSES = ["conv", "conv_pointwise", "conv_depthwise", "conv_transpose", "matmul", "elementwise", "reduce",
+           "normalize", "movement", "resize", "recurrent"]
+
+
+def calibration(efficiency: float = 1.0, session_us: float = 0.0, node_us: float = 0.0) -> Calibration:
+    """A synthetic calibration (unit tests only): the same efficiency for every class and size."""
+    samples = [Sample(op_class=c, case=f"{c}-{i}", flops=10**i, bytes=10**i, seconds=1.0, efficiency=efficiency)
+               for c in CLASSES for i in range(2, 9)]
+    return Calibration(created="2026-11-22T00:00:00+00:00", threads=1,
+                       host=HostInfo(cpu="test cpu", logical_cores=2, isa=[], onnxruntime="x", python="3"),
+                       matmul_gflops=100.0, memory_gbps=20.0, bandwidth_sweep={}, session_overhead_us=session_us,
+                       node_overhead_us=node_us, samples=samples, seconds_taken=0.0)
+
+
+@pytest.fixture
+def digits(digits_path):
+    return analyze(load_onnx(digits_path), {"input": (1, 1, 8, 8)})
+
+
+def test_runtime_fusions_of_the_digits_network(digits):
+    fused = runtime_fusions(digits)
+    by_op = sorted(digits.nodes[[n.name for n in digits.nodes].index(name)].op_type for name in fused)
+    assert by_op == ["Add", "Relu", "Relu", "Relu"]  # conv+relu twice, conv+residual add+relu once
+
+
+def test_host_time_is_the_roofline_sum_at_unit_efficiency(digits):
+    cal = calibration()
+    host, _ = host_device(cal)
+    breakdown = RooflineEstimator(cal).latency(digits, host, "fp32")
+    fused = runtime_fusions(digits)
+    expected = sum(max(n.flops / 100e9, n.bytes_moved / 20e9) for n in digits.nodes
+                   if not n.folded and n.name not in fused and n.op_class not in ("view", "shape"))
+    assert breakdown.total.value == pytest.approx(expected * 1e3, rel=1e-6)
+    assert breakdown.total.method == "calibrated"
+    assert {t.bound for t in breakdown.nodes} >= {"fused", "compute"}
+
+
+def test_efficiency_and_overheads_scale_the_estimate(digits):
+    host, _ = host_device(calibration())
+    base = RooflineEstimator(calibration()).latency(digits, host, "fp32").total.value
+    slow = RooflineEstimator(calibration(efficiency=0.25)).latency(digits, host, "fp32").total.value
+    assert slow == pytest.approx(4 * base, rel=1e-6)
+    overhead = RooflineEstimator(calibration(session_us=10, node_us=1)).latency(digits, host, "fp32")
+    counted = sum(1 for t in overhead.nodes if t.bound != "fused")
+    assert overhead.total.value == pytest.approx(base + (10 + counted) * 1e-3, rel=1e-6)
+
+
+def test_catalogue_devices_use_their_peaks_and_say_so(digits):
+    catalog = load_catalog()
+    estimator = RooflineEstimator(calibration())
+    orin = estimator.latency(digits, catalog.device("jetson-orin-nano"), "fp32").total
+    agx = estimator.latency(digits, catalog.device("jetson-agx-orin"), "fp32").total
+    assert orin.method == agx.method == "catalogue"
+    assert "jetson-orin-nano" in orin.basis
+    assert agx.value < orin.value  # more FLOP/s and bandwidth, same efficiency factor
+    mcu = estimator.latency(digits, catalog.device("arduino-nano-33-ble-sense"), "int8").total
+    assert mcu.value > 100 * orin.value
+
+
+def test_kernel_efficiency_interpolates_between_neighbours(digits):
+    cal = calibration()
+    cal.samples = [Sample(op_class="conv", case="a", flops=1000, bytes=1000, seconds=1, efficiency=0.5),
+                   Sample(op_class="conv", case="b", flops=10**9, bytes=10**7, seconds=1, efficiency=1.0)]
+    estimator = RooflineEstimator(cal)
+    small = next(n for n in digits.nodes if n.op_type == "Conv").model_copy(update={"macs": 500, "other_flops": 0,
+                                                                                   "input_bytes": 1000,
+                                                                                   "weight_bytes": 0,
+                                                                                   "output_bytes": 0})
+    assert estimator.efficiency(small) == pytest.approx(0.5, rel=0.05)
+    assert 0.5 < estimator.efficiency(small.model_copy(update={"macs": 10**6})) < 1.0
+
+
+def test_assessment_fits_energy_and_precision(digits):
+    catalog = load_catalog()
+    cal = calibration()
+    host, source = host_device(cal)
+    catalog = catalog.with_device(host, {"tierml-calibrate": source})
+    result = assess(digits, catalog, RooflineEstimator(cal), ["host", "arduino-nano-33-ble-sense", "raspberry-pi-5"],
+                    ["lte"])
+    host_est, nano, pi = result.devices
+    assert host_est.latency.method == "calibrated" and host_est.energy is None  # host power is not catalogued
+    assert nano.precision == "int8" and pi.precision == "fp32"
+    # MCU: weights stay in flash, RAM holds int8 activations only.
+    assert nano.ram.need_bytes == digits.memory.peak_activation_bytes // 4
+    assert nano.storage.need_bytes == weight_bytes(digits, "int8") < digits.memory.weight_bytes
+    assert pi.ram.need_bytes == digits.memory.weight_bytes + digits.memory.peak_activation_bytes
+    assert nano.fits and pi.fits
+    assert pi.energy.value == pytest.approx(8.0 * pi.latency.value)  # W x ms = mJ
+    assert pi.energy.method == "catalogue"
+    assert choose_precision(catalog.device("coral-usb"), "auto") == "int8"
+
+
+def test_a_model_too_big_for_the_mcu_does_not_fit(digits):
+    big = digits.model_copy(deep=True)
+    big.memory.peak_activation_bytes = 4 * 300 * 1024  # 300 KiB of int8 activations > 256 KiB
+    cal = calibration()
+    result = assess(big, load_catalog(), RooflineEstimator(cal), ["arduino-nano-33-ble-sense"], [])
+    assert not result.devices[0].fits
+    assert result.devices[0].ram.margin_bytes < 0
+
+
+def test_transfer_arithmetic():
+    catalog = load_catalog()
+    lte = transfer(catalog.link("lte"), up_bytes=150_000, down_bytes=40)
+    serial_ms = 150_000 * 8 / 6e6 * 1e3 + 40 * 8 / 13e6 * 1e3
+    assert lte.latency_p50.value == pytest.approx(70 + serial_ms)
+    assert lte.latency_p95.value == pytest.approx(150 + serial_ms)
+    assert lte.radio_energy.value == pytest.approx((150_000 * 8 * 438 + 40 * 8 * 52) * 1e-6)
+    assert lte.cost_per_million.value == pytest.approx(150_040 / 1e9 * 2.0 * 1e6)
+    assert lte.tail_energy_j == pytest.approx(12.27)
+    lora = transfer(catalog.link("lora"), up_bytes=1000, down_bytes=1)
+    assert lora.packets == 5 and "5 packets" in lora.notes[0]
