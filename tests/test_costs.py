@@ -41,7 +41,9 @@ def test_conv_macs(cin, cout, group, k, stride, dilation, hw):
     assert n.other_flops == 2 * cout * out * out  # bias
     assert n.params == cout * (cin // group) * k * k + cout
     assert n.output_bytes == 2 * cout * out * out * 4
-    assert n.op_class == ("conv_depthwise" if group == cin == cout else "conv_pointwise" if k == 1 else "conv")
+    expected = ("conv_depthwise" if group == cin == cout else "conv_narrow" if group == 1 and cin < 16
+                else "conv_pointwise" if k == 1 else "conv")
+    assert n.op_class == expected
 
 
 def test_conv_transpose_macs():

@@ -45,6 +45,7 @@ def test_host_time_is_the_roofline_sum_at_unit_efficiency(digits):
     fused = runtime_fusions(digits)
     expected = sum(max(n.flops / 100e9, n.bytes_moved / 20e9) for n in digits.nodes
                    if not n.folded and n.name not in fused and n.op_class not in ("view", "shape"))
+    expected += sum(2 * r.bytes / 20e9 for r in digits.runtime_reorders)  # each conversion reads and writes
     assert breakdown.total.value == pytest.approx(expected * 1e3, rel=1e-6)
     assert breakdown.total.method == "calibrated"
     assert {t.bound for t in breakdown.nodes} >= {"fused", "compute"}
@@ -125,3 +126,19 @@ def test_transfer_arithmetic():
     assert lte.tail_energy_j == pytest.approx(12.27)
     lora = transfer(catalog.link("lora"), up_bytes=1000, down_bytes=1)
     assert lora.packets == 5 and "5 packets" in lora.notes[0]
+
+
+def test_layout_conversions_are_charged_on_the_host_only():
+    from test_layout import blocked_graph
+
+    profile = analyze(blocked_graph())
+    if not profile.runtime_reorders:
+        pytest.skip("this CPU/ORT build does not use the blocked NCHWc layout")
+    cal = calibration()
+    host, _ = host_device(cal)
+    estimator = RooflineEstimator(cal)
+    on_host = [t for t in estimator.latency(profile, host, "fp32").nodes if t.op_type.startswith("Reorder")]
+    assert len(on_host) == len(profile.runtime_reorders)
+    assert all(t.seconds > 0 and t.bound == "memory" for t in on_host)
+    cloud = estimator.latency(profile, load_catalog().device("aws-c7i-xlarge"), "fp32").nodes
+    assert not [t for t in cloud if t.op_type.startswith("Reorder")]

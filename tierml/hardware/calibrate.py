@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from tierml.errors import TiermlError
 from tierml.hardware.catalog import Device, Number, Source
-from tierml.model.measure import make_session
+from tierml.model.measure import make_session, time_runs
 from tierml.model.profile import analyze
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -51,6 +51,7 @@ class Sample(BaseModel):
     """One calibration case: its features and the efficiency it reached."""
 
     op_class: str
+    op_type: str = ""
     case: str
     flops: int
     bytes: int
@@ -157,10 +158,9 @@ def _chained(op_class: str, name: str, op: str, x: np.ndarray, weights: dict[str
 
 def _conv_cases() -> Iterator[Case]:
     # Shape-preserving convolutions, measured inside a chain; channels rise as resolution falls.
-    for c, hw, k in [(3, 224, 3), (8, 160, 3), (16, 160, 3), (16, 80, 3), (24, 56, 3), (32, 80, 3), (32, 40, 3),
-                     (48, 28, 3), (64, 40, 3), (64, 20, 3), (96, 14, 3), (128, 20, 3), (128, 10, 3), (256, 10, 3),
-                     (256, 5, 3), (512, 7, 3), (16, 20, 3), (32, 10, 3), (24, 40, 5), (64, 14, 5), (8, 40, 3),
-                     (3, 112, 7)]:
+    for c, hw, k in [(16, 160, 3), (16, 80, 3), (24, 56, 3), (32, 80, 3), (32, 40, 3), (48, 28, 3), (64, 40, 3),
+                     (64, 20, 3), (96, 14, 3), (128, 20, 3), (128, 10, 3), (256, 10, 3), (256, 5, 3), (512, 7, 3),
+                     (16, 20, 3), (32, 10, 3), (24, 40, 5), (64, 14, 5), (96, 20, 3)]:
         yield _chained("conv", f"conv{k}x{k} {c} @{hw}", "Conv", _rand(1, c, hw, hw),
                        {"w": _rand(c, c, k, k), "b": _rand(c)}, pads=[k // 2] * 4)
     for c, hw in [(16, 112), (24, 56), (64, 28), (96, 40), (128, 20), (256, 14), (512, 7), (1024, 7), (32, 40),
@@ -169,13 +169,21 @@ def _conv_cases() -> Iterator[Case]:
                        {"w": _rand(c, c, 1, 1), "b": _rand(c)})
     for c, hw, k in [(16, 160, 3), (32, 112, 3), (64, 80, 3), (96, 56, 3), (144, 40, 5), (256, 20, 3),
                      (512, 10, 5), (960, 7, 3), (32, 40, 3), (240, 14, 5), (16, 20, 3), (64, 10, 3), (120, 6, 3),
-                     (576, 3, 5)]:
+                     (576, 3, 5), (96, 80, 5), (192, 40, 5), (384, 20, 5), (48, 160, 3), (16, 320, 3)]:
         yield _chained("conv_depthwise", f"dw{k}x{k} {c} @{hw}", "Conv", _rand(1, c, hw, hw),
                        {"w": _rand(c, 1, k, k), "b": _rand(c)}, group=c, pads=[k // 2] * 4)
+    # Narrow inputs (fewer than 16 channels): stems and bottleneck projections, a slower kernel path.
+    for c, hw, k in [(8, 160, 3), (8, 40, 3), (4, 112, 3), (12, 80, 1), (3, 224, 3)]:
+        yield _chained("conv_narrow", f"conv{k}x{k} {c} @{hw}", "Conv", _rand(1, c, hw, hw),
+                       {"w": _rand(c, c, k, k), "b": _rand(c)}, pads=[k // 2] * 4)
+    for cin, cout, hw, k, s in [(3, 16, 224, 3, 2), (3, 32, 160, 3, 2), (12, 96, 160, 1, 1), (8, 32, 80, 1, 1),
+                                (4, 24, 112, 3, 1), (1, 16, 8, 3, 1), (12, 48, 80, 3, 1), (3, 64, 112, 7, 2)]:
+        yield _single("conv_narrow", f"conv{k}x{k} {cin}->{cout} @{hw} s{s}", "Conv", {"x": _rand(1, cin, hw, hw)},
+                      {"w": _rand(cout, cin, k, k), "b": _rand(cout)}, pads=[k // 2] * 4, strides=[s, s])
     # Convolutions that change shape are measured alone (strided stems and down-sampling).
-    for cin, cout, hw, k, s, g in [(3, 16, 224, 3, 2, 1), (3, 32, 160, 3, 2, 1), (16, 64, 112, 1, 1, 1),
-                                   (64, 16, 80, 1, 1, 1), (32, 32, 112, 3, 2, 32), (96, 96, 56, 3, 2, 96),
-                                   (64, 128, 28, 3, 2, 1), (240, 240, 14, 5, 2, 240)]:
+    for cin, cout, hw, k, s, g in [(16, 64, 112, 1, 1, 1), (64, 16, 80, 1, 1, 1), (32, 32, 112, 3, 2, 32),
+                                   (96, 96, 56, 3, 2, 96), (64, 128, 28, 3, 2, 1), (240, 240, 14, 5, 2, 240),
+                                   (96, 18, 80, 1, 1, 1), (48, 12, 160, 1, 1, 1)]:
         op_class = "conv_depthwise" if g > 1 else ("conv_pointwise" if k == 1 else "conv")
         yield _single(op_class, f"conv{k}x{k} {cin}->{cout} @{hw} s{s} g{g}", "Conv", {"x": _rand(1, cin, hw, hw)},
                       {"w": _rand(cout, cin // g, k, k), "b": _rand(cout)}, group=g, pads=[k // 2] * 4,
@@ -203,13 +211,14 @@ _SIZES = [1_000, 10_000, 60_000, 250_000, 1_000_000, 4_000_000]
 
 def _elementwise_cases() -> Iterator[Case]:
     for n in _SIZES:
-        for op in ("Add", "Mul"):
+        for op in ("Add", "Mul", "Sub", "Div"):
             yield _single("elementwise", f"{op} {n}", op, {"a": _rand(n), "b": _rand(n)})
-        for op in ("Relu", "Sigmoid", "HardSigmoid", "Tanh"):
-            yield _single("elementwise", f"{op} {n}", op, {"x": _rand(n)})
+        for op in ("Relu", "Sigmoid", "HardSigmoid", "Tanh", "Sqrt", "Exp"):
+            yield _single("elementwise", f"{op} {n}", op, {"x": np.abs(_rand(n))})
         yield _single("elementwise", f"Clip {n}", "Clip", {"x": _rand(n)},
                       {"lo": np.array(0, np.float32), "hi": np.array(6, np.float32)})
-        yield _single("elementwise", f"Add const {n}", "Add", {"x": _rand(n)}, {"c": np.array(3, np.float32)})
+        for op in ("Add", "Div", "Pow"):
+            yield _single("elementwise", f"{op} const {n}", op, {"x": np.abs(_rand(n))}, {"c": np.array(3, np.float32)})
     for c, hw in [(16, 80), (64, 40), (256, 10)]:
         yield _single("elementwise", f"Mul channel-broadcast {c}@{hw}", "Mul",
                       {"x": _rand(1, c, hw, hw), "s": _rand(1, c, 1, 1)})
@@ -254,9 +263,10 @@ def _recurrent_cases() -> Iterator[Case]:
 
 
 def suite() -> list[Case]:
-    """All calibration cases, in a fixed order."""
-    return [*_conv_cases(), *_matmul_cases(), *_elementwise_cases(), *_reduce_cases(), *_normalize_cases(),
-            *_movement_cases(), *_recurrent_cases()]
+    """All calibration cases, in a fixed order (chained convolutions first: they also time ORT's layout
+    conversions, which later lone cases are corrected by)."""
+    return [*_conv_cases(), *_matmul_cases(), *_elementwise_cases(), *_reduce_cases(),
+            *_normalize_cases(), *_movement_cases(), *_recurrent_cases()]
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -283,13 +293,13 @@ def median_seconds(model: onnx.ModelProto, feeds: dict[str, np.ndarray], threads
     return float(np.median([once() for _ in range(runs)]))
 
 
-def case_seconds(case: Case, threads: int, session_s: float, node_s: float) -> float:
-    """What the case's op costs: the marginal link of its chain, or its lone run net of fixed costs."""
+def case_seconds(case: Case, threads: int) -> tuple[float, float | None]:
+    """(median of the lone op's run, marginal cost of one more link of its chain or None)."""
     alone = median_seconds(case.model, case.feeds, threads)
     if case.chained is None:
-        return max(alone - session_s - node_s, 1e-7)
+        return alone, None
     chain = median_seconds(case.chained, case.feeds, threads, budget_s=0.5)
-    return max((chain - alone) / (CHAIN - 1), 1e-7)
+    return alone, max((chain - alone) / (CHAIN - 1), 1e-7)
 
 
 def matmul_gflops(threads: int, n: int = 1024) -> float:
@@ -315,17 +325,22 @@ def bandwidth_sweep(sizes: tuple[int, ...] = (1 << 15, 1 << 18, 1 << 20, 1 << 22
     return result
 
 
-def overheads(threads: int, chain: int = 64) -> tuple[float, float]:
-    """(seconds per session.run, seconds per extra node) from 1-node and `chain`-node tiny graphs."""
+def overheads(threads: int, chain: int = 64) -> tuple[float, float, float]:
+    """Seconds per session.run, per run with preallocated outputs, and per extra node, from 1-node and
+    `chain`-node tiny graphs. A whole-model estimate adds the first (users call session.run with numpy
+    in and out); the calibration cases, timed with preallocated outputs, are net of the second."""
     one = np.ones(1, np.float32)
 
     def chain_model(length: int) -> onnx.ModelProto:
         nodes = [helper.make_node("Add", [f"t{i}", "one"], [f"t{i + 1}"]) for i in range(length)]
         return _model(nodes, {"t0": one}, {"one": one}, [f"t{length}"])
 
-    t1 = median_seconds(chain_model(1), {"t0": one}, threads, budget_s=0.3)
+    single = chain_model(1)
+    run_s = float(np.median(time_runs(make_session(single, threads), {"t0": one}, runs=2000, warmup=50)))
+    t1 = median_seconds(single, {"t0": one}, threads, budget_s=0.3)
     tn = median_seconds(chain_model(chain), {"t0": one}, threads, budget_s=0.3)
-    return t1, max((tn - t1) / (chain - 1), 0.0)
+    node_s = max((tn - t1) / (chain - 1), 0.0)
+    return run_s, max(t1 - node_s, 0.0), node_s
 
 
 def calibrate(threads: int = 1, progress: Progress | None = None, quick: bool = False) -> Calibration:
@@ -342,16 +357,29 @@ def calibrate(threads: int = 1, progress: Progress | None = None, quick: bool = 
     dram = float(np.median([v for k, v in sweep.items() if k >= 1 << 26]))
     if progress:
         progress("overheads", 2, total)
-    session_s, node_s = overheads(threads)
-    samples = []
+    session_s, bound_s, node_s = overheads(threads)
+    samples: list[Sample] = []
     for index, case in enumerate(cases):
         if progress:
             progress(case.name, 3 + index, total)
-        node = next(n for n in analyze(case.model, None).nodes if not n.folded)
-        seconds = case_seconds(case, threads, session_s, node_s)
+        profile = analyze(case.model, None)
+        node = next(n for n in profile.nodes if not n.folded)
+        reorders = profile.runtime_reorders
+        alone, marginal = case_seconds(case, threads)
+        fixed = bound_s + (1 + len(reorders)) * node_s  # the run, and each node ORT executes
+        if marginal is None:  # a lone blocked op pays ORT's layout conversions around it: take them off
+            layout = sum(_reorder_seconds(r.bytes, samples) for r in reorders)
+            seconds = max(alone - fixed - layout, 0.1 * (alone - bound_s), 1e-7)
+        else:
+            seconds = marginal
+            if reorders and alone - fixed > seconds:  # what the lone run spent beyond the op: its conversions
+                per = (alone - fixed - seconds) / len(reorders)
+                samples.extend(Sample(op_class="reorder", op_type=f"Reorder{r.direction.title()}", case=case.name,
+                                      flops=0, bytes=2 * r.bytes, seconds=per,
+                                      efficiency=2 * r.bytes / (dram * 1e9) / per) for r in reorders)
         roofline = max(node.flops / (peak * 1e9), node.bytes_moved / (dram * 1e9))
-        samples.append(Sample(op_class=node.op_class, case=case.name, flops=node.flops, bytes=node.bytes_moved,
-                              seconds=seconds, efficiency=roofline / seconds))
+        samples.append(Sample(op_class=node.op_class, op_type=node.op_type, case=case.name, flops=node.flops,
+                              bytes=node.bytes_moved, seconds=seconds, efficiency=roofline / seconds))
     if progress:
         progress("done", total, total)
     return Calibration(
@@ -360,6 +388,15 @@ def calibrate(threads: int = 1, progress: Progress | None = None, quick: bool = 
         session_overhead_us=session_s * 1e6, node_overhead_us=node_s * 1e6, samples=samples,
         seconds_taken=time.perf_counter() - started,
     )
+
+
+def _reorder_seconds(tensor_bytes: int, samples: list[Sample]) -> float:
+    """Interpolated time of converting a tensor of this size (log-log in bytes moved)."""
+    known = sorted((s.bytes, s.seconds) for s in samples if s.op_class == "reorder")
+    if not known or tensor_bytes <= 0:
+        return 0.0
+    sizes, times = np.log([k[0] for k in known]), np.log([k[1] for k in known])
+    return float(np.exp(np.interp(np.log(2 * tensor_bytes), sizes, times)))
 
 
 # ----------------------------------------------------------------------------- storage

@@ -27,8 +27,9 @@ from tierml.model.profile import ModelProfile, NodeProfile
 
 HOST = "host"
 _OVERHEAD_ONLY = frozenset({"view", "shape"})
-_FALLBACK_CLASS = {"conv": "conv_pointwise", "conv_transpose": "conv", "recurrent": "matmul", "resize": "movement",
-                   "control": "elementwise"}
+_FALLBACK_CLASS = {"conv_narrow": "conv", "conv": "conv_pointwise", "conv_transpose": "conv", "recurrent": "matmul",
+                   "resize": "movement", "control": "elementwise", "reorder": "movement"}
+_OP_MISMATCH = 0.5  # distance added to a sample of another op type (in decades of size)
 _NEIGHBOURS = 3
 
 
@@ -39,25 +40,27 @@ class RooflineEstimator(LatencyEstimator):
 
     def __init__(self, calibration: Calibration) -> None:
         self.calibration = calibration
-        self._classes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        by_class: dict[str, list[tuple[float, float, float]]] = {}
+        self._classes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        by_class: dict[str, list] = {}
         for s in calibration.samples:
             by_class.setdefault(s.op_class, []).append(
-                (math.log10(s.flops + 1), math.log10(s.bytes + 1), math.log(max(s.efficiency, 1e-6))))
+                (math.log10(s.flops + 1), math.log10(s.bytes + 1), math.log(max(s.efficiency, 1e-6)), s.op_type))
         for op_class, rows in by_class.items():
-            data = np.array(rows)
-            self._classes[op_class] = (data[:, :2], data[:, 2])
+            data = np.array([r[:3] for r in rows])
+            self._classes[op_class] = (data[:, :2], data[:, 2], np.array([r[3] for r in rows]))
 
     def efficiency(self, node: NodeProfile) -> float:
         """Interpolated efficiency of this node's class at its size (inverse-distance weighted, log space)."""
-        op_class = node.op_class
+        return self.class_efficiency(node.op_class, node.flops, node.bytes_moved, node.op_type)
+
+    def class_efficiency(self, op_class: str, flops: int, moved: int, op_type: str = "") -> float:
         while op_class not in self._classes and op_class in _FALLBACK_CLASS:
             op_class = _FALLBACK_CLASS[op_class]
         if op_class not in self._classes:
             op_class = "elementwise" if "elementwise" in self._classes else next(iter(self._classes))
-        features, log_eff = self._classes[op_class]
-        query = np.array([math.log10(node.flops + 1), math.log10(node.bytes_moved + 1)])
-        distance = np.linalg.norm(features - query, axis=1)
+        features, log_eff, op_types = self._classes[op_class]
+        query = np.array([math.log10(flops + 1), math.log10(moved + 1)])
+        distance = np.linalg.norm(features - query, axis=1) + _OP_MISMATCH * (op_types != op_type)
         nearest = np.argsort(distance)[:_NEIGHBOURS]
         weights = 1.0 / (distance[nearest] + 0.05)
         return float(np.exp(np.sum(weights * log_eff[nearest]) / np.sum(weights)))
@@ -75,6 +78,7 @@ class RooflineEstimator(LatencyEstimator):
         peak, bandwidth, factor, overhead = self.peaks(device, precision)
         byte_scale = 0.25 if precision == "int8" else 1.0
         fused = runtime_fusions(profile)
+        on_host = device.name == HOST
         times = []
         for node in profile.nodes:
             if node.folded:
@@ -87,12 +91,21 @@ class RooflineEstimator(LatencyEstimator):
                 continue
             compute = node.flops / peak
             memory = node.bytes_moved * byte_scale / bandwidth
-            seconds = overhead + max(compute, memory) / (self.efficiency(node) * factor)
+            efficiency = self.efficiency(node)
+            seconds = overhead + max(compute, memory) / (efficiency * factor)
             bound = "compute" if compute >= memory else "memory"
             times.append(NodeTime(node=node.name, op_type=node.op_type, seconds=seconds, bound=bound))
+        # ORT's layout conversions belong to the host runtime the profile was taken with.
+        reorders = profile.runtime_reorders if on_host else []
+        for r in reorders:
+            moved = 2 * r.bytes
+            seconds = overhead + moved / bandwidth / self.class_efficiency("reorder", 0, moved)
+            times.append(NodeTime(node=f"{r.direction} layout conversion of {r.tensor}",
+                                  op_type="ReorderInput" if r.direction == "input" else "ReorderOutput",
+                                  seconds=seconds, bound="memory"))
         total = self.calibration.session_overhead_us * 1e-6 + sum(t.seconds for t in times)
-        on_host = device.name == HOST
-        basis = (f"per-node roofline over {len(times)} nodes ({len(fused)} fused by the runtime), efficiencies "
+        basis = (f"per-node roofline over {len(times) - len(reorders)} nodes ({len(fused)} fused by the runtime, "
+                 f"{len(reorders)} layout conversions), efficiencies "
                  f"{self.calibration.describe()}")
         if not on_host:
             basis += (f"; catalogue peaks of {device.name} ({peak / 1e9:.4g} G{'FLOP' if precision == 'fp32' else 'OP'}"

@@ -58,6 +58,7 @@ class NodeView:
 
 
 CostFn = Callable[[NodeView], Cost]
+NARROW_CHANNELS = 16  # convolutions with fewer input channels than this form their own speed class
 
 
 def _conv(weight_index: int) -> CostFn:
@@ -342,6 +343,8 @@ def op_class(node: onnx.NodeProto, weight: TensorInfo | None = None) -> str:
         group = next((a.i for a in node.attribute if a.name == "group"), 1)
         if group > 1 and weight.shape[1] == 1:
             return "conv_depthwise"
+        if group == 1 and weight.shape[1] < NARROW_CHANNELS:
+            return "conv_narrow"  # too few input channels to fill a SIMD register block: a slower kernel path
         return "conv_pointwise" if math.prod(weight.shape[2:]) == 1 else "conv"
     if op == "ConvTranspose":
         return "conv_transpose"

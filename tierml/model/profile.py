@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import platform
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import onnx
+import onnxruntime as ort
 from pydantic import BaseModel
 
 from tierml.model.costs import Cost, NodeView, attribute_parameters, node_cost, op_class
+from tierml.model.layout import Reorder, runtime_reorders
 from tierml.model.liveness import peak_memory
-from tierml.model.shapes import constant_tensors, infer_tensors, resolve_input_shapes
+from tierml.model.shapes import constant_tensors, infer_tensors, resolve_input_shapes, with_input_shapes
 from tierml.model.support import TierSupport, check_support
 from tierml.model.tensors import TensorInfo
 
@@ -38,6 +41,10 @@ class NodeProfile(BaseModel):
     op_class: str
     inputs: list[str]
     outputs: list[str]
+    input_shapes: list[list[int] | None] = []  # aligned with inputs; None where unknown
+    output_shapes: list[list[int] | None] = []
+    const_inputs: list[str] = []  # inputs fixed at load time (weights, shapes)
+    attrs: dict[str, int | float | str | list[int] | list[float]] = {}
     folded: bool  # value fixed once input shapes are: computed at load time, never per inference
     macs: int
     other_flops: int
@@ -100,6 +107,8 @@ class ModelProfile(BaseModel):
     memory: Memory
     op_histogram: dict[str, int]
     tiers: list[TierSupport]
+    runtime_reorders: list[Reorder] = []  # layout conversions ORT inserts on the host that profiled it
+    runtime: str = ""  # the ORT version and CPU those conversions are for
     notes: list[str] = []
 
     @property
@@ -188,6 +197,8 @@ def analyze(
         op_histogram=dict(Counter(n.op_type for n in nodes if n.op_type != "Constant").most_common()),
         tiers=check_support(list(zip(names, graph.node, strict=True)), {n.name for n in nodes if n.folded},
                             tensors, fixed, opsets),
+        runtime_reorders=runtime_reorders(with_input_shapes(model, inputs), tensors),
+        runtime=f"onnxruntime {ort.__version__} CPU, ORT_ENABLE_ALL, on {platform.machine()}",
         notes=[f"{n.name}: {n.note}" for n in nodes if n.note and not n.folded],
     )
 
@@ -230,6 +241,10 @@ def _profile_node(
         op_class=op_class(node, weight),
         inputs=[i for i in node.input if i],
         outputs=[o for o in node.output if o],
+        input_shapes=[list(t.shape) if t else None for i, t in zip(node.input, ins, strict=True) if i],
+        output_shapes=[list(t.shape) if t else None for o, t in zip(node.output, outs, strict=True) if o],
+        const_inputs=[i for i in dict.fromkeys(node.input) if i and i in fixed],
+        attrs=_simple_attributes(node),
         folded=bool(node.output) and all(o in fixed for o in node.output if o),
         macs=cost.macs,
         other_flops=cost.other_flops,
@@ -240,6 +255,19 @@ def _profile_node(
         output_bytes=sum(t.nbytes for t in outs if t is not None),
         note=note,
     )
+
+
+def _simple_attributes(node: onnx.NodeProto) -> dict[str, int | float | str | list[int] | list[float]]:
+    """Scalar and list attributes (what layout and fusion rules look at); tensors and graphs are left out."""
+    kinds = {onnx.AttributeProto.INT, onnx.AttributeProto.FLOAT, onnx.AttributeProto.STRING,
+             onnx.AttributeProto.INTS, onnx.AttributeProto.FLOATS}
+    found: dict[str, int | float | str | list[int] | list[float]] = {}
+    for attr in node.attribute:
+        if attr.type in kinds:
+            value = onnx.helper.get_attribute_value(attr)
+            found[attr.name] = value.decode(errors="replace") if isinstance(value, bytes) else (
+                list(value) if isinstance(value, list | tuple) else value)
+    return found
 
 
 def _cost(
