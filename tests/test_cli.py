@@ -35,7 +35,7 @@ def test_analyze_measures_and_writes_a_report(digits_path, tmp_path):
                           "--json", "--report", report).stdout)
     stats = data["host_latency"]
     assert 0 < stats["min_ms"] <= stats["median_ms"] <= stats["p90_ms"] <= stats["p99_ms"]
-    assert stats["runs"] == 20 and stats["per_node"]
+    assert stats["runs"] >= 20 and stats["per_node"]  # fast models get more runs, to fill half a second
     html = report.read_text()
     assert html.count("<svg") >= 3 and "Memory over the execution order" in html
 

@@ -115,3 +115,13 @@ def test_unknown_op_is_counted_and_noted():
     n = only_node(make_model([odd], {"x": (4, 3, 3)}, ["y"]))
     assert n.other_flops == 4
     assert "no cost formula" in n.note
+
+
+def test_contrib_attention_with_packed_projection():
+    batch, seq, hidden, heads = 1, 12, 32, 4
+    node = helper.make_node("Attention", ["x", "w", "b"], ["y"], domain="com.microsoft", num_heads=heads)
+    model = make_model([node], {"x": (batch, seq, hidden)}, ["y"], {"w": w(hidden, 3 * hidden), "b": w(3 * hidden)})
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    n = only_node(model)
+    head_dim = hidden // heads
+    assert n.macs == batch * seq * hidden * 3 * hidden + batch * heads * seq * seq * 2 * head_dim

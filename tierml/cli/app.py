@@ -101,7 +101,8 @@ def analyze(
     measure: Annotated[bool, typer.Option("--measure/--no-measure", help="time it on this host with ORT")] = False,
     per_node: Annotated[bool, typer.Option("--per-node", help="with --measure: ORT profiler time per node")] = False,
     threads: Threads = 1,
-    runs: Annotated[int, typer.Option(min=1, help="timed runs for --measure")] = 50,
+    runs: Annotated[int, typer.Option(min=1, help="--measure: at least this many timed runs (more to fill 0.5 s)")
+                                       ] = 50,
     top: Annotated[int, typer.Option(min=1, help="nodes to list")] = 15,
     as_json: JsonFlag = False,
     report: ReportFile = None,

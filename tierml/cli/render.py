@@ -88,17 +88,17 @@ def latency_view(stats: LatencyStats, top: int = 10) -> Group:
 
 
 def _fit(need: float, have: float | None) -> Text:
-    if have is None:
+    """`91 KiB / 7.45 GiB (1%)`, red when the need exceeds what the device has."""
+    if not have:
         return Text("-")
-    margin = have - need
-    style = "green" if margin >= 0 else "red"
-    return Text(f"{size(need)} / {size(have)} ({'+' if margin >= 0 else '-'}{size(abs(margin))})", style)
+    used = need / have
+    return Text(f"{size(need)} / {size(have)} ({used:.0%})", "green" if used <= 1 else "red")
 
 
 def estimate_view(result: ModelEstimate) -> Group:
     devices = Table(title=Text(f"{result.model} on each device"), title_justify="left")
-    for col in ("device", "tier", "prec", "latency ms", "method", "energy mJ", "RAM need / have (margin)",
-                "storage need / have (margin)", "fits"):
+    for col in ("device", "tier", "prec", "latency ms", "method", "energy mJ", "RAM need / have (used)",
+                "storage need / have (used)", "fits"):
         devices.add_column(col, justify="right" if col in ("latency ms", "energy mJ") else "left")
     for d in result.devices:
         devices.add_row(

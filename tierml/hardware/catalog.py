@@ -60,15 +60,23 @@ class Quantiles(BaseModel):
         return self
 
 
-class Device(BaseModel):
-    """What one device can do. Peaks are for the whole device; one inference runs on one of its `units`."""
+class Entry(BaseModel):
+    """A named catalogue entry whose figures are `Number`s."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     title: str
-    tier: Tier
     kind: str
+
+    def numbers(self) -> dict[str, Number]:
+        return {k: v for k, v in self if isinstance(v, Number)}
+
+
+class Device(Entry):
+    """What one device can do. Peaks are for the whole device; one inference runs on one of its `units`."""
+
+    tier: Tier
     compute: str = ""
     units: int = Field(default=1, ge=1, description="identical accelerators/chips; one request uses one")
     peak_fp32_gflops: Number | None = None
@@ -93,9 +101,6 @@ class Device(BaseModel):
             raise ValueError("give peak_fp32_gflops or peak_int8_gops (or both)")
         return self
 
-    def numbers(self) -> dict[str, Number]:
-        return {k: v for k, v in self if isinstance(v, Number)}
-
     # Base-unit views used by the estimators (one inference uses one unit).
     def peak_flops(self, precision: str = "fp32") -> float:
         number = self.peak_fp32_gflops if precision == "fp32" else self.peak_int8_gops
@@ -114,14 +119,9 @@ class Device(BaseModel):
         return self.storage_mb.value * 1e6 if self.storage_mb else None
 
 
-class Link(BaseModel):
+class Link(Entry):
     """What one network hop does: latency distribution, bandwidth each way, energy and price per byte."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    title: str
-    kind: str
     rtt_ms: Quantiles
     up_mbps: Number
     down_mbps: Number
@@ -132,9 +132,6 @@ class Link(BaseModel):
     tail_energy_j: Number | None = Field(default=None, description="radio tail after each transfer session")
     usd_per_gb: Number | None = None
     max_payload_bytes: Number | None = None
-
-    def numbers(self) -> dict[str, Number]:
-        return {k: v for k, v in self if isinstance(v, Number)}
 
     @property
     def rtt_floor_ms(self) -> float:
@@ -291,7 +288,7 @@ def _reject_duplicate_keys(node: yaml.Node | None, path: Path) -> None:
             _reject_duplicate_keys(item, path)
 
 
-def _cited(entry: Device | Link) -> list[tuple[tuple[str, ...], Number | Quantiles]]:
+def _cited(entry: Entry) -> list[tuple[tuple[str, ...], Number | Quantiles]]:
     cited: list[tuple[tuple[str, ...], Number | Quantiles]] = [((k,), v) for k, v in entry.numbers().items()]
     if isinstance(entry, Link):
         cited.append((("rtt_ms",), entry.rtt_ms))

@@ -322,9 +322,15 @@ SHAPE_OPS = frozenset({"Shape", "Size", "Constant", "ConstantOfShape", "Range", 
 CONTROL_OPS = frozenset({"If", "Loop", "Scan"})
 
 
+# Ops whose com.microsoft version means something else than the ONNX op of the same name.
+_MS_FORMULAS: dict[str, CostFn] = {"Attention": _ms_attention}
+
+
 def node_cost(view: NodeView) -> Cost:
     """MACs and other FLOPs of one node (control-flow bodies are handled by the caller)."""
     op = view.node.op_type
+    if view.node.domain == "com.microsoft" and op in _MS_FORMULAS:
+        return _MS_FORMULAS[op](view)
     if op in _FORMULAS:
         return _FORMULAS[op](view)
     if op in _ELEMENTWISE:

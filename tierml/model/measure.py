@@ -65,24 +65,30 @@ def make_session(model: onnx.ModelProto | bytes, threads: int = 1, profile_dir: 
 
 
 def time_runs(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray], runs: int, warmup: int,
-              progress: Progress | None = None) -> np.ndarray:
-    """Seconds per `session.run`, one sample per run, after `warmup` untimed runs."""
+              progress: Progress | None = None, min_seconds: float = 0.0, max_runs: int = 100_000) -> np.ndarray:
+    """Seconds per `session.run`, one sample per run, after `warmup` untimed runs.
+
+    At least `runs` runs, and more (up to `max_runs`) until `min_seconds` have been spent timing:
+    a fast model's median needs many samples to be stable on a noisy machine.
+    """
     for _ in range(warmup):
         session.run(None, dict(feeds))
-    samples = np.empty(runs)
-    for i in range(runs):
+    samples: list[float] = []
+    spent = 0.0
+    while len(samples) < runs or (spent < min_seconds and len(samples) < max_runs):
         start = time.perf_counter()
         session.run(None, dict(feeds))
-        samples[i] = time.perf_counter() - start
+        samples.append(time.perf_counter() - start)
+        spent += samples[-1]
         if progress:
-            progress(i + 1, runs)
-    return samples
+            progress(len(samples), max(runs, len(samples)))
+    return np.array(samples)
 
 
-def summarize(samples: np.ndarray, runs: int, warmup: int, threads: int) -> LatencyStats:
+def summarize(samples: np.ndarray, warmup: int, threads: int) -> LatencyStats:
     ms = samples * 1e3
     return LatencyStats(
-        runs=runs, warmup=warmup, threads=threads,
+        runs=len(samples), warmup=warmup, threads=threads,
         median_ms=float(np.median(ms)), p90_ms=float(np.percentile(ms, 90)),
         p99_ms=float(np.percentile(ms, 99)), mean_ms=float(ms.mean()), min_ms=float(ms.min()),
         runtime=f"onnxruntime {ort.__version__} CPUExecutionProvider, ORT_ENABLE_ALL",
@@ -97,11 +103,13 @@ def measure_latency(
     warmup: int = 5,
     per_node: bool = False,
     progress: Progress | None = None,
+    min_seconds: float = 0.5,
 ) -> LatencyStats:
-    """Median / p90 / p99 of `runs` single-request runs; with `per_node`, ORT profiler kernel times."""
+    """Median / p90 / p99 of at least `runs` single-request runs (and at least `min_seconds` of them);
+    with `per_node`, ORT profiler kernel times."""
     feeds = dummy_inputs(inputs)
     session = make_session(model, threads)
-    stats = summarize(time_runs(session, feeds, runs, warmup, progress), runs, warmup, threads)
+    stats = summarize(time_runs(session, feeds, runs, warmup, progress, min_seconds), warmup, threads)
     if per_node:
         stats.per_node = profile_nodes(model, feeds, threads, runs=min(runs, 20), warmup=warmup)
     return stats

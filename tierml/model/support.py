@@ -19,8 +19,6 @@ from pydantic import BaseModel
 
 from tierml.model.tensors import TensorInfo
 
-TIERS = ("cloud", "edge", "mobile", "browser", "mcu")
-
 # The int8 op subset of the MCU tier (tierml export --target mcu).
 MCU_OPS = frozenset({
     "Conv", "Gemm", "MatMul", "Add", "Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool",

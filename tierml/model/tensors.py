@@ -31,11 +31,6 @@ def dtype_bits(elem_type: int) -> int:
     return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).itemsize * 8
 
 
-def elem_type_of_numpy(dtype: np.dtype) -> int:
-    """numpy dtype -> ONNX element type enum."""
-    return onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
-
-
 class TensorInfo(BaseModel):
     """A tensor with a concrete shape: what every size, liveness and cost figure is computed from."""
 
