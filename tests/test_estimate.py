@@ -70,7 +70,10 @@ def test_catalogue_devices_use_their_peaks_and_say_so(digits):
     assert "jetson-orin-nano" in orin.basis
     assert agx.value < orin.value  # more FLOP/s and bandwidth, same efficiency factor
     mcu = estimator.latency(digits, catalog.device("arduino-nano-33-ble-sense"), "int8").total
-    assert mcu.value > 100 * orin.value
+    assert mcu.value > 20 * orin.value
+    # A GPU pays its catalogued launch costs: 50 us per request and 5 us per executed (unfused) node.
+    executed = sum(1 for n in digits.nodes if not n.folded) - len(runtime_fusions(digits))
+    assert orin.value >= (50 + 5 * executed) * 1e-3
 
 
 def test_kernel_efficiency_interpolates_between_neighbours(digits):

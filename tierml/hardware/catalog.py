@@ -94,6 +94,10 @@ class Device(Entry):
     efficiency: Number | None = Field(
         default=None, description="fraction of peak a batch-1 model reaches, relative to this host's profile")
     cold_start_s: Number | None = None
+    node_overhead_us: Number | None = Field(
+        default=None, description="fixed cost per executed op (kernel launch, dispatch); default: the host's")
+    request_overhead_us: Number | None = Field(
+        default=None, description="fixed cost per inference (runtime entry, host-device copies); default: the host's")
 
     @model_validator(mode="after")
     def _has_compute(self) -> Device:

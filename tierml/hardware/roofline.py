@@ -65,17 +65,19 @@ class RooflineEstimator(LatencyEstimator):
         weights = 1.0 / (distance[nearest] + 0.05)
         return float(np.exp(np.sum(weights * log_eff[nearest]) / np.sum(weights)))
 
-    def peaks(self, device: Device, precision: Precision) -> tuple[float, float, float, float]:
-        """(FLOP/s, bytes/s, efficiency factor, per-node overhead seconds) for one inference unit."""
-        overhead = self.calibration.node_overhead_us * 1e-6
+    def peaks(self, device: Device, precision: Precision) -> tuple[float, float, float, float, float]:
+        """(FLOP/s, bytes/s, efficiency factor, per-node and per-request overhead seconds) for one unit."""
+        node = (device.node_overhead_us.value if device.node_overhead_us else self.calibration.node_overhead_us) * 1e-6
+        request = (device.request_overhead_us.value if device.request_overhead_us
+                   else self.calibration.session_overhead_us) * 1e-6
         if device.name == HOST:
-            return (self.calibration.matmul_gflops * 1e9, self.calibration.memory_gbps * 1e9, 1.0, overhead)
+            return (self.calibration.matmul_gflops * 1e9, self.calibration.memory_gbps * 1e9, 1.0, node, request)
         factor = device.efficiency.value if device.efficiency else 1.0
         flops = device.peak_flops(precision) or device.peak_flops("int8" if precision == "fp32" else "fp32")
-        return flops, device.bandwidth, factor, overhead
+        return flops, device.bandwidth, factor, node, request
 
     def latency(self, profile: ModelProfile, device: Device, precision: Precision = "fp32") -> LatencyBreakdown:
-        peak, bandwidth, factor, overhead = self.peaks(device, precision)
+        peak, bandwidth, factor, overhead, request = self.peaks(device, precision)
         byte_scale = 0.25 if precision == "int8" else 1.0
         fused = runtime_fusions(profile)
         on_host = device.name == HOST
@@ -103,7 +105,7 @@ class RooflineEstimator(LatencyEstimator):
             times.append(NodeTime(node=f"{r.direction} layout conversion of {r.tensor}",
                                   op_type="ReorderInput" if r.direction == "input" else "ReorderOutput",
                                   seconds=seconds, bound="memory"))
-        total = self.calibration.session_overhead_us * 1e-6 + sum(t.seconds for t in times)
+        total = request + sum(t.seconds for t in times)
         basis = (f"per-node roofline over {len(times) - len(reorders)} nodes ({len(fused)} fused by the runtime, "
                  f"{len(reorders)} layout conversions), efficiencies "
                  f"{self.calibration.describe()}")

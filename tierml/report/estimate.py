@@ -41,7 +41,8 @@ def estimate_report(result: ModelEstimate) -> str:
                  d.energy.value if d.energy else "-", d.ram.need_bytes, int(d.ram.have_bytes),
                  d.storage.need_bytes if d.storage else "-", int(d.storage.have_bytes) if d.storage else "-",
                  "yes" if d.fits else "no",
-                 ", ".join(f"{k} {v:.0%}" for k, v in sorted(d.time_by_bound.items(), key=lambda kv: -kv[1])))
+                 ", ".join(f"{k} {v:.0%}" for k, v in sorted(d.time_by_bound.items(), key=lambda kv: -kv[1])
+                           if v >= 0.005))
                 for d in devices])
 
     with_energy = [d for d in devices if d.energy]
