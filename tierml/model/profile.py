@@ -283,18 +283,22 @@ def _cost(
     ]
     if not bodies:
         return Cost()
+    unknown = sum(int(c.note) for c in bodies if c.note)
+    missing = f"; {unknown} body nodes with unknown shapes not counted" if unknown else ""
     if node.op_type == "If":
         costliest = max(bodies, key=lambda c: c.flops)
-        return Cost(costliest.macs, costliest.other_flops, "If: the costlier branch is counted")
+        return Cost(costliest.macs, costliest.other_flops, f"If: the costlier branch is counted{missing}")
     body = bodies[0]
-    return Cost(body.macs, body.other_flops, f"{node.op_type}: one iteration of the body is counted")
+    return Cost(body.macs, body.other_flops, f"{node.op_type}: one iteration of the body is counted{missing}")
 
 
 def _graph_cost(graph: onnx.GraphProto, tensors: Mapping[str, TensorInfo]) -> Cost:
-    macs = other = 0
+    """Summed cost of a subgraph; `note` carries how many of its nodes had outputs of unknown shape."""
+    macs = other = unknown = 0
     for node in graph.node:
         ins = [tensors.get(i) if i else None for i in node.input]
         outs = [tensors.get(o) if o else None for o in node.output]
+        unknown += any(o and info is None for o, info in zip(node.output, outs, strict=True))
         cost = _cost(node, ins, outs, tensors)
         macs, other = macs + cost.macs, other + cost.other_flops
-    return Cost(macs, other)
+    return Cost(macs, other, str(unknown) if unknown else "")
