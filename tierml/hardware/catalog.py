@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tierml.errors import TiermlError
+from tierml.errors import TiermlError, did_you_mean
 from tierml.yamlfile import read_yaml
 
 Tier = Literal["cloud", "edge", "mobile", "mcu"]
@@ -131,6 +131,8 @@ class Link(Entry):
     down_mbps: Number
     path_km: Number | None = None
     medium: Literal["fibre", "radio", "vacuum"] = "fibre"
+    scope: Literal["local", "wide"] = Field(
+        default="wide", description="local: stays on the site's own network; wide: crosses the internet or a carrier")
     energy_nj_per_bit_up: Number | None = None
     energy_nj_per_bit_down: Number | None = None
     tail_energy_j: Number | None = Field(default=None, description="radio tail after each transfer session")
@@ -199,13 +201,9 @@ class Catalog(BaseModel):
 
 
 def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
-    import difflib
-
     names = sorted(known)
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return f"unknown {kind} '{name}'; {hint}run `tierml devices` to list them (known: {', '.join(names[:12])}" + (
-        ", ...)" if len(names) > 12 else ")")
+    listed = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+    return f"unknown {kind} '{name}'; {did_you_mean(name, names)}run `tierml devices` to list them (known: {listed})"
 
 
 def builtin_paths() -> list[Path]:
