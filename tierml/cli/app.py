@@ -127,10 +127,16 @@ def analyze(
 
 
 def write_report(path: Path, html: str, quiet: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the report atomically (a temporary file renamed into place)."""
+    if path.is_dir():
+        raise TiermlError(f"--report {path} is a folder; give a file name such as {path / 'report.html'}")
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(html)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise TiermlError(f"cannot write the report to {path}: {exc.strerror or exc}") from exc
     if not quiet:
         err.print(f"report written to {path}")
 

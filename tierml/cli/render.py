@@ -32,7 +32,7 @@ def count(n: float) -> str:
 
 
 def profile_view(profile: ModelProfile, top: int = 15) -> Group:
-    shapes = ", ".join(f"{t.name}: {t.dtype}[{'x'.join(map(str, t.shape))}]" for t in profile.inputs)
+    shapes = ", ".join(t.describe() for t in profile.inputs)
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
     summary.add_column()
@@ -146,12 +146,12 @@ def catalog_view(catalog: Catalog, tier: str | None, show_links: bool) -> Group:
     parts: list = [devices]
     if show_links:
         links = Table(title="links", title_justify="left")
-        for col in ("name", "RTT p50/p95 ms", "floor ms", "up/down Mbit/s", "nJ/bit up", "USD/GB"):
+        for col in ("name", "scope", "RTT p50/p95 ms", "floor ms", "up/down Mbit/s", "nJ/bit up", "USD/GB up/down"):
             links.add_column(col, justify="left" if col == "name" else "right")
         for k in catalog.links.values():
-            links.add_row(k.name, f"{k.rtt_ms.p50:g}/{k.rtt_ms.p95:g}", f"{k.rtt_floor_ms:.3g}",
+            links.add_row(k.name, k.scope, f"{k.rtt_ms.p50:g}/{k.rtt_ms.p95:g}", f"{k.rtt_floor_ms:.3g}",
                           f"{k.up_mbps.value:g}/{k.down_mbps.value:g}", _num(k.energy_nj_per_bit_up),
-                          _num(k.usd_per_gb))
+                          f"{_num(k.usd_per_gb_up)}/{_num(k.usd_per_gb_down)}")
         parts.append(links)
     parts.append(Text("every figure cites a source: tierml devices --json shows them", style="dim"))
     return Group(*parts)

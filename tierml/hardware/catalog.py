@@ -60,6 +60,14 @@ class Quantiles(BaseModel):
         return self
 
 
+def _require_positive(entry: BaseModel, fields: tuple[str, ...]) -> None:
+    """Rates and capacities divide estimates: zero would be a division by zero, not a figure."""
+    for name in fields:
+        number = getattr(entry, name)
+        if number is not None and number.value <= 0:
+            raise ValueError(f"{name}.value must be greater than 0 (got {number.value:g})")
+
+
 class Entry(BaseModel):
     """A named catalogue entry whose figures are `Number`s."""
 
@@ -103,6 +111,7 @@ class Device(Entry):
     def _has_compute(self) -> Device:
         if self.peak_fp32_gflops is None and self.peak_int8_gops is None:
             raise ValueError("give peak_fp32_gflops or peak_int8_gops (or both)")
+        _require_positive(self, ("peak_fp32_gflops", "peak_int8_gops", "memory_bandwidth_gbps", "ram_mb"))
         return self
 
     # Base-unit views used by the estimators (one inference uses one unit).
@@ -136,8 +145,10 @@ class Link(Entry):
     energy_nj_per_bit_up: Number | None = None
     energy_nj_per_bit_down: Number | None = None
     tail_energy_j: Number | None = Field(default=None, description="radio tail after each transfer session")
-    usd_per_gb: Number | None = None
+    usd_per_gb_up: Number | None = None
+    usd_per_gb_down: Number | None = None
     max_payload_bytes: Number | None = None
+    duty_cycle: Number | None = Field(default=None, description="share of time the radio may transmit (LoRa: 0.01)")
 
     @property
     def rtt_floor_ms(self) -> float:
@@ -146,6 +157,11 @@ class Link(Entry):
             return 0.0
         speed = FIBRE_KM_PER_S if self.medium == "fibre" else VACUUM_KM_PER_S
         return 2 * self.path_km.value / speed * 1e3
+
+    @model_validator(mode="after")
+    def _positive_rates(self) -> Link:
+        _require_positive(self, ("up_mbps", "down_mbps", "duty_cycle"))
+        return self
 
     @model_validator(mode="after")
     def _rtt_above_floor(self) -> Link:
@@ -194,10 +210,6 @@ class Catalog(BaseModel):
     def with_device(self, device: Device, sources: dict[str, Source] | None = None) -> Catalog:
         return Catalog(sources={**self.sources, **(sources or {})}, devices={**self.devices, device.name: device},
                        links=self.links)
-
-    def cite(self, number: Number) -> str:
-        source = self.sources.get(number.source)
-        return f"{source.title} ({source.date})" if source else number.source
 
 
 def _unknown(kind: str, name: str, known: Iterable[str]) -> str:

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from tierml.hardware.catalog import Device, Link
+from tierml.hardware.transfer import gb_prices
 from tierml.spec.app import Assumptions, CloudOption
 
 HOURS_PER_YEAR = 8760.0
@@ -79,14 +80,16 @@ def cloud_costs(option: CloudOption, device: Device, requests_per_year: float, s
     return Costs(annual={f"{option.name} instances": instances * device.usd_per_hour.value * HOURS_PER_YEAR})
 
 
-def bandwidth_costs(bytes_per_day: dict[str, float], links: dict[str, Link], assumptions: Assumptions) -> Costs:
-    """Data over each priced link for a year (cellular links at the spec's price when it gives one)."""
+def bandwidth_costs(bytes_per_day: dict[str, tuple[float, float]], links: dict[str, Link],
+                    assumptions: Assumptions) -> Costs:
+    """A year of data over each priced link, (up, down) bytes per day; cellular at the spec's price if given."""
     annual = {}
-    for name, daily in bytes_per_day.items():
+    for name, (up, down) in bytes_per_day.items():
         link = links[name]
-        price = link.usd_per_gb.value if link.usd_per_gb else 0.0
+        up_price, down_price = gb_prices(link)
         if link.kind == "cellular" and assumptions.cellular_usd_per_gb is not None:
-            price = assumptions.cellular_usd_per_gb
-        if price and daily:
-            annual[f"data over {name}"] = daily * 365 / GB * price
+            up_price = down_price = assumptions.cellular_usd_per_gb
+        usd = (up * up_price + down * down_price) * 365 / GB
+        if usd:
+            annual[f"data over {name}"] = usd
     return Costs(annual=annual)

@@ -332,25 +332,27 @@ def _traffic_energy_and_cost(ctx: Context, layout: Layout, scored: list[Scored],
     source = spec.fleet.source
     per_day = spec.requirements.throughput.requests_per_day
     works = layout.stages
-    link_bytes: dict[str, float] = {}
+    link_bytes: dict[str, tuple[float, float]] = {}  # link -> (up, down) bytes per day, whole fleet
     links: dict[str, Link] = {}
+
+    def carry(link: Link, up: float, down: float) -> None:
+        before = link_bytes.get(link.name, (0.0, 0.0))
+        link_bytes[link.name] = (before[0] + up, before[1] + down)
+        links[link.name] = link
+
     for s, work in zip(scored, works, strict=True):
         if work.fallback:
             continue
         for hop in s.hops:
-            daily = (hop.up_bytes + hop.down_bytes) * per_day * work.share
+            up = hop.up_bytes * per_day * work.share
             if work.raw and source.stream_mbps and hop.link.name == spec.fleet.source.link:
-                daily = source.stream_mbps * 1e6 / 8 * 86_400 * ctx.sources  # the camera streams all day
-            link_bytes[hop.link.name] = link_bytes.get(hop.link.name, 0.0) + daily
-            links[hop.link.name] = hop.link
+                up = source.stream_mbps * 1e6 / 8 * 86_400 * ctx.sources  # the camera streams all day
+            carry(hop.link, up, hop.down_bytes * per_day * work.share)
     source_link = ctx.source_link()
-    runs_first_at_source = works[0].target.position == "source" and not works[0].fallback
-    if runs_first_at_source and source_link is not None and len([w for w in works if not w.fallback]) == 1:
-        # A local-only placement still reports its results upstream.
-        link_bytes[source_link.name] = ctx.result_bytes * per_day
-        links[source_link.name] = source_link
-    upstream = link_bytes.get(source_link.name, 0.0) if source_link else 0.0
-    wide = sum(b for name, b in link_bytes.items() if links[name].scope == "wide")
+    if _local_only(layout) and source_link is not None:
+        carry(source_link, ctx.result_bytes * per_day, 0.0)  # a local placement still reports its results
+    upstream = link_bytes.get(source_link.name, (0.0, 0.0))[0] if source_link else 0.0
+    wide = sum(up + down for name, (up, down) in link_bytes.items() if links[name].scope == "wide")
     candidate.upstream_bytes_per_day = Estimate(value=upstream, unit="B/day", method="catalogue",
                                                 basis="input/result bytes x requests per day (or the raw stream)")
     candidate.wide_area_bytes_per_day = Estimate(value=wide, unit="B/day", method="catalogue",
@@ -387,7 +389,7 @@ def _traffic_energy_and_cost(ctx: Context, layout: Layout, scored: list[Scored],
     candidate.notes.extend(costs.notes)
 
 
-def _source_energy(ctx: Context, layout: Layout, scored: list[Scored], link_bytes: dict[str, float]
+def _source_energy(ctx: Context, layout: Layout, scored: list[Scored], link_bytes: dict[str, tuple[float, float]]
                    ) -> tuple[float | None, float]:
     """(J per inference on the data source, continuous radio W for a raw stream)."""
     device = ctx.source_device
@@ -400,13 +402,14 @@ def _source_energy(ctx: Context, layout: Layout, scored: list[Scored], link_byte
     link = ctx.source_link()
     radio_w = 0.0
     if link is not None and link.name in link_bytes and link.energy_nj_per_bit_up is not None:
-        per_source_day = link_bytes[link.name] / ctx.sources
-        per_inference = per_source_day / max(ctx.rps_per_source * 86_400, 1e-12)
+        up, down = (daily / ctx.sources for daily in link_bytes[link.name])  # per source per day
+        down_nj = link.energy_nj_per_bit_down.value if link.energy_nj_per_bit_down else 0.0
+        day_j = (up * link.energy_nj_per_bit_up.value + down * down_nj) * 8 * 1e-9
         if ctx.spec.fleet.source.stream_mbps and any(w.raw and w.target.position != "source"
                                                      for w in layout.stages if not w.fallback):
-            radio_w = per_source_day * 8 / 86_400 * link.energy_nj_per_bit_up.value * 1e-9
+            radio_w = day_j / 86_400  # a continuous stream: the radio's power, whatever the request rate
         else:
-            joules += per_inference * 8 * link.energy_nj_per_bit_up.value * 1e-9
+            joules += day_j / max(ctx.rps_per_source * 86_400, 1e-12)
             if link.tail_energy_j and not _local_only(layout):  # a local placement can batch its result uploads
                 joules += link.tail_energy_j.value * _radio_share(layout)
     return joules, radio_w
@@ -449,7 +452,7 @@ def _battery_wh(ctx: Context) -> float | None:
     return device.battery_wh.value if device.battery_wh else None
 
 
-def _costs(ctx: Context, layout: Layout, scored: list[Scored], link_bytes: dict[str, float],
+def _costs(ctx: Context, layout: Layout, scored: list[Scored], link_bytes: dict[str, tuple[float, float]],
            links: dict[str, Link], energy_j: float | None) -> Costs:
     spec, assumptions = ctx.spec, ctx.spec.assumptions
     source = spec.fleet.source

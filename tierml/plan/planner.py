@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnx
 from pydantic import BaseModel
 
+from tierml.hardware.calibrate import Progress
 from tierml.hardware.catalog import Device, Source, load_catalog
 from tierml.hardware.estimate import Estimate, LatencyEstimator
 from tierml.model.load import load_model
@@ -23,8 +23,6 @@ from tierml.plan.fallacies import warnings
 from tierml.plan.placements import Layout, annual_cost_at, evaluate, layouts
 from tierml.plan.queueing import METHOD as QUEUEING_METHOD
 from tierml.spec.app import AppSpec, Assumptions, LoadedSpec, PowerSpec, Ranking
-
-Progress = Callable[[str, int, int], None]
 
 
 class BreakEven(BaseModel):
