@@ -164,7 +164,11 @@ def run_all_tensors(model: onnx.ModelProto, shapes: dict) -> dict[str, int]:
 
 
 def executor_peak(model: onnx.ModelProto, sizes: dict[str, int]) -> int:
-    """An executor with reference counts, written from the graph itself (subgraph reads included)."""
+    """An executor with reference counts, written from the graph itself (subgraph reads included).
+
+    Like an optimizing runtime at fixed input shapes, it computes Constant nodes, Shape/Size and
+    anything derived only from constants once at load time: those are not activations.
+    """
     constant = {i.name for i in model.graph.initializer}
     def reads(node: onnx.NodeProto) -> set[str]:
         found = {i for i in node.input if i}
@@ -176,7 +180,7 @@ def executor_peak(model: onnx.ModelProto, sizes: dict[str, int]) -> int:
     steps = []
     for node in model.graph.node:
         inputs = reads(node)
-        if inputs and inputs <= constant:
+        if node.op_type in ("Constant", "Shape", "Size") or (inputs and inputs <= constant):
             constant |= set(node.output)
             continue
         steps.append((inputs - constant, set(node.output)))
