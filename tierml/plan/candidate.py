@@ -55,6 +55,7 @@ class Candidate(BaseModel):
     horizon_cost: Estimate
     cost_parts: dict[str, float]  # USD per year
     upstream_bytes_per_day: Estimate  # leaving the data sources, whole fleet
+    uplink_mbps: dict[str, float] = {}  # peak upstream demand per link (per source on access links)
     wide_area_bytes_per_day: Estimate  # over links that leave the site
     notes: list[str] = []
     rejections: list[Rejection] = []
@@ -74,6 +75,10 @@ class Candidate(BaseModel):
     @property
     def uses_cloud(self) -> bool:
         return any(s.position == "cloud" for s in self.stages if s.role != "fallback")
+
+    @property
+    def cloud_only(self) -> bool:
+        return all(s.position == "cloud" for s in self.stages if s.role != "fallback")
 
     @property
     def local_only(self) -> bool:

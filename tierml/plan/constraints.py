@@ -48,6 +48,13 @@ def latency(ctx: Context, c: Candidate) -> list[Rejection]:
 
 
 def connectivity(ctx: Context, c: Candidate) -> list[Rejection]:
+    found = [Rejection(constraint="connectivity", message=f"needs {demand:,.3g} Mbit/s upstream over {name}, which "
+                       f"carries {ctx.catalog.link(name).up_mbps.value:g} Mbit/s")
+             for name, demand in c.uplink_mbps.items() if demand > ctx.catalog.link(name).up_mbps.value]
+    return found + _network_availability(ctx, c)
+
+
+def _network_availability(ctx: Context, c: Candidate) -> list[Rejection]:
     mode = ctx.spec.requirements.connectivity
     if mode == "always" or not c.links:
         return []

@@ -84,13 +84,14 @@ class Context:
         source_link = self.source_link()
         if source_link is None:
             return None
+        access = Hop(source_link, up, down, shared=False)
         if position == "edge":
-            return [Hop(source_link, up, down)]
+            return [access]
         floor = self.cloud_floor_ms()
         if not self.spec.fleet.edge:
-            return [Hop(source_link, up, down, floor)]
+            return [Hop(source_link, up, down, floor, shared=False)]
         wan = self.edge_link(edge)
-        return None if wan is None else [Hop(source_link, up, down), Hop(wan, up, down, floor)]
+        return None if wan is None else [access, Hop(wan, up, down, floor)]
 
     def hops_between(self, start: str, end: str, up: int, down: int) -> list[Hop] | None:
         """Hops from one position to a later one (source < edge < cloud)."""

@@ -17,6 +17,7 @@ class Hop:
     up_bytes: int
     down_bytes: int
     floor_ms: float = 0.0  # extra speed-of-light floor from the app's distance to the cloud region
+    shared: bool = True  # False for a source's own access link (one per source); True for the site's uplink
 
 
 def rtt_p99(p50: float, p95: float) -> float:

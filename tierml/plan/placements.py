@@ -340,17 +340,25 @@ def _traffic_energy_and_cost(ctx: Context, layout: Layout, scored: list[Scored],
         link_bytes[link.name] = (before[0] + up, before[1] + down)
         links[link.name] = link
 
+    streams = bool(source.stream_mbps)
     for s, work in zip(scored, works, strict=True):
         if work.fallback:
             continue
+        # A stage that takes every raw frame from streaming sources needs the whole stream, all day long.
+        whole_stream = streams and work.raw and work.share >= 1
         for hop in s.hops:
             up = hop.up_bytes * per_day * work.share
-            if work.raw and source.stream_mbps and hop.link.name == spec.fleet.source.link:
-                up = source.stream_mbps * 1e6 / 8 * 86_400 * ctx.sources  # the camera streams all day
+            peak_bits = ctx.peak_rps * work.share * hop.up_bytes * 8
+            if whole_stream:
+                up = (source.stream_mbps or 0) * 1e6 / 8 * 86_400 * ctx.sources
+                peak_bits = (source.stream_mbps or 0) * 1e6 * ctx.sources
             carry(hop.link, up, hop.down_bytes * per_day * work.share)
+            demand = peak_bits if hop.shared else peak_bits / ctx.sources  # each source has its own access link
+            candidate.uplink_mbps[hop.link.name] = max(candidate.uplink_mbps.get(hop.link.name, 0.0), demand / 1e6)
     source_link = ctx.source_link()
-    if _local_only(layout) and source_link is not None:
-        carry(source_link, ctx.result_bytes * per_day, 0.0)  # a local placement still reports its results
+    report = _results_link(ctx, layout)
+    if report is not None:  # an on-site placement still reports its results (metadata) upstream
+        carry(report, ctx.result_bytes * per_day, 0.0)
     upstream = link_bytes.get(source_link.name, (0.0, 0.0))[0] if source_link else 0.0
     wide = sum(up + down for name, (up, down) in link_bytes.items() if links[name].scope == "wide")
     candidate.upstream_bytes_per_day = Estimate(value=upstream, unit="B/day", method="catalogue",
@@ -415,6 +423,16 @@ def _source_energy(ctx: Context, layout: Layout, scored: list[Scored], link_byte
     return joules, radio_w
 
 
+def _results_link(ctx: Context, layout: Layout) -> Link | None:
+    """Where an on-site placement sends its results: the site's uplink from the edge, else the source's link."""
+    positions = {w.target.position for w in layout.stages if not w.fallback}
+    if "cloud" in positions:
+        return None
+    if "edge" in positions:
+        return ctx.edge_link()
+    return ctx.source_link()
+
+
 def _local_only(layout: Layout) -> bool:
     return all(w.target.position == "source" for w in layout.stages)
 
@@ -426,16 +444,22 @@ def _radio_share(layout: Layout) -> float:
 
 
 def _edge_power_share(ctx: Context, scored: list[Scored], works: list[Work]) -> float:
-    """Per data source: its share of the edge boxes' average power."""
+    """Per data source: its share of the edge boxes' average power, as compute or as the relay to the cloud."""
     watts = 0.0
+    computes_at_edge = False
     for s, work in zip(scored, works, strict=True):
         if work.target.position != "edge" or work.fallback:
             continue
+        computes_at_edge = True
         device = work.target.device
         idle = device.power_idle_w.value if device.power_idle_w else 0.0
         active = device.power_active_w.value if device.power_active_w else idle
-        busy = _busy(ctx, work, s)
-        watts += s.stage.boxes * (idle + (active - idle) * busy)
+        watts += s.stage.boxes * (idle + (active - idle) * _busy(ctx, work, s))
+    relays = any(hop.shared for s, w in zip(scored, works, strict=True) if not w.fallback for hop in s.hops)
+    site = ctx.spec.fleet.edge[0] if ctx.spec.fleet.edge else None
+    if relays and site is not None and not computes_at_edge:  # the site gateway must stay on to forward data
+        gateway = ctx.catalog.device(site.device)
+        watts += site.count * (gateway.power_idle_w.value if gateway.power_idle_w else 0.0)
     return watts / ctx.sources
 
 

@@ -26,7 +26,7 @@ from tierml.spec.app import AppSpec, Assumptions, LoadedSpec, PowerSpec, Ranking
 
 
 class BreakEven(BaseModel):
-    """Where the best cloud and the best on-site option cost the same."""
+    """Where the best all-cloud and the best all-on-site option cost the same."""
 
     cloud: str
     onsite: str
@@ -149,7 +149,11 @@ def plan(context: Context, calibration: str, spec_path: str, progress: Progress 
 
 
 def _rank(feasible: list[Candidate], spec: AppSpec) -> list[Candidate]:
-    """Weighted sum of log-ratios to the best feasible value of each metric (cost, p99 latency, energy)."""
+    """Weighted sum of log-ratios to the best feasible value of each metric: cost, latency, energy.
+
+    With a p99 SLO the latency term compares (1 + p99 / SLO): candidates well inside the SLO differ
+    little, so cost decides between them; without one it compares p99 itself.
+    """
     if not feasible:
         return []
     weights = spec.ranking
@@ -158,13 +162,18 @@ def _rank(feasible: list[Candidate], spec: AppSpec) -> list[Candidate]:
         return max(min(values), least)
 
     cost0 = floor([c.annual_cost.value for c in feasible], 1.0)
-    lat0 = floor([c.latency_p99.value for c in feasible], 1e-3)
+    slo = spec.requirements.latency.p99_ms if spec.requirements.latency else None
+
+    def latency(c: Candidate) -> float:
+        return 1 + c.latency_p99.value / slo if slo else c.latency_p99.value
+
+    lat0 = floor([latency(c) for c in feasible], 1e-3)
     energies = [c.energy_per_inference.value for c in feasible if c.energy_per_inference]
     energy0 = floor(energies, 1e-6) if energies else 1.0
     for c in feasible:
         energy = c.energy_per_inference.value if c.energy_per_inference else energy0
         c.score = (weights.cost * math.log(max(c.annual_cost.value, cost0) / cost0)
-                   + weights.latency * math.log(max(c.latency_p99.value, lat0) / lat0)
+                   + weights.latency * math.log(max(latency(c), lat0) / lat0)
                    + weights.energy * math.log(max(energy, energy0) / energy0))
     ordered = sorted(feasible, key=lambda c: (c.score, c.annual_cost.value))
     for rank, c in enumerate(ordered, start=1):
@@ -173,7 +182,7 @@ def _rank(feasible: list[Candidate], spec: AppSpec) -> list[Candidate]:
 
 
 def _break_even(context: Context, feasible: list[Candidate], layouts_by_name: dict[str, Layout]) -> BreakEven | None:
-    cloud = next((c for c in feasible if c.uses_cloud), None)
+    cloud = next((c for c in feasible if c.cloud_only), None)
     onsite = next((c for c in feasible if not c.uses_cloud), None)
     if cloud is None or onsite is None:
         return None
