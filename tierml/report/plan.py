@@ -59,9 +59,10 @@ def _latency(page: Page, candidates: list[Candidate]) -> None:
 
 def _costs(page: Page, plan: Plan) -> None:
     page.heading("Cost")
+    _cost_items(page, plan.candidates)
     b = plan.break_even
     if b is None:
-        page.text("No break-even: it needs a feasible cloud and a feasible on-site candidate.")
+        page.text("No break-even: it needs a feasible all-cloud and a feasible all-on-site candidate.")
         return
     fig, ax = new_figure()
     volumes = [point[0] for point in b.curve]
@@ -77,6 +78,23 @@ def _costs(page: Page, plan: Plan) -> None:
     payback = f" The on-site purchase pays back in {b.payback_days:,.0f} days." if b.payback_days else ""
     page.figure(fig, "Annual cost of the best cloud and the best on-site candidate as the volume changes."
                 + payback)
+
+
+def _cost_items(page: Page, candidates: list[Candidate]) -> None:
+    items = sorted({item for c in candidates for item in c.cost_parts})
+    if not items:
+        return
+    fig, ax = new_figure(height=max(3.0, 0.28 * len(candidates) + 1))
+    names = [c.name for c in candidates][::-1]
+    left = [0.0] * len(names)
+    for item in items:
+        values = [c.cost_parts.get(item, 0.0) for c in candidates][::-1]
+        ax.barh(names, values, left=left, label=item)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    ax.set_xlabel("USD per year")
+    ax.legend(fontsize=7)
+    page.figure(fig, "Annual cost by item: hardware amortised over its life, power, operations, cloud compute and "
+                     "data.")
 
 
 def _energy(page: Page, candidates: list[Candidate]) -> None:
