@@ -23,11 +23,16 @@ def privacy(ctx: Context, c: Candidate) -> list[Rejection]:
     if level == "device":
         return [Rejection(constraint="privacy", message=f"raw data would leave the device over "
                           f"{', '.join(c.raw_data_crosses)}; the spec keeps it on the device (privacy: device)")]
-    wide = [name for name in c.raw_data_crosses if ctx.catalog.link(name).scope == "wide"]
+    wide = _wide(ctx, c.raw_data_crosses)
     if wide:
         return [Rejection(constraint="privacy", message=f"raw data would leave the site over {', '.join(wide)}; "
                           "the spec allows the local network only (privacy: local-network)")]
     return []
+
+
+def _wide(ctx: Context, links: list[str]) -> list[str]:
+    """The links that leave the site (internet, carrier, satellite)."""
+    return [name for name in links if ctx.catalog.link(name).scope == "wide"]
 
 
 def latency(ctx: Context, c: Candidate) -> list[Rejection]:
@@ -61,7 +66,7 @@ def _network_availability(ctx: Context, c: Candidate) -> list[Rejection]:
     if mode == "offline":
         return [Rejection(constraint="connectivity", message=f"needs {', '.join(c.links)} at inference time; "
                           "the spec says there is no network (connectivity: offline)")]
-    wide = [name for name in c.links if ctx.catalog.link(name).scope == "wide"]
+    wide = _wide(ctx, c.links)
     if wide and c.offline == "fails":
         return [Rejection(constraint="connectivity", message=f"needs {', '.join(wide)} at inference time with no "
                           "local fallback; the spec says the network comes and goes (connectivity: intermittent)")]
