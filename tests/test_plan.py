@@ -232,9 +232,9 @@ def test_cli_plan_exits_3_when_nothing_is_feasible(tmp_path, cal_file):
 
 @pytest.mark.parametrize(("edit", "fragments"), [
     (lambda s: s.replace("privacy: cloud", "privacy: anywhere"),
-     ["tierml.yaml:14: requirements.privacy:", "'device', 'local-network' or 'cloud'"]),
+     ["tierml.yaml:17: requirements.privacy:", "'device', 'local-network' or 'cloud'"]),
     (lambda s: s.replace("    device: iphone-15-pro", "    device: iphone-16"),
-     ["tierml.yaml:20: fleet.source.device: unknown device 'iphone-16'", "did you mean"]),
+     ["tierml.yaml:23: fleet.source.device: unknown device 'iphone-16'", "did you mean"]),
     (lambda s: s.replace("  throughput: {requests_per_day: 50000}\n", ""),
      ["requirements.throughput: Field required"]),
     (lambda s: s.replace("path: model.onnx", "path: missing.onnx"),

@@ -4,6 +4,7 @@
 
 Writes (all deterministic for a given torch/sklearn version):
   model.onnx   the trained network, input `input` float[batch, 1, 8, 8] (pixels / 16), output `logits`
+  model.pt     its PyTorch state_dict (for pruning and fine-tuning: `model.torch` in tierml.yaml)
   data/train.npz, data/calib.npz, data/eval.npz   x: float32 [n, 1, 8, 8], y: int64 [n]
 """
 
@@ -71,6 +72,7 @@ def main() -> None:
         x_eval, y_eval = sets["eval"]
         accuracy = (model(torch.from_numpy(x_eval)).argmax(1).numpy() == y_eval).mean()
     export(model, HERE / "model.onnx")
+    torch.save(model.state_dict(), HERE / "model.pt")
     print(f"eval accuracy {accuracy:.4f} on {len(y_eval)} held-out digits; wrote {HERE / 'model.onnx'}")
 
 

@@ -247,6 +247,108 @@ def plan_command(
         raise SystemExit(3)
 
 
+def _catalog_with_host(extra: list[Path], spec_catalogs: list[Path], cal: object):  # noqa: ANN202 - Catalog
+    from tierml.hardware.calibrate import host_device
+    from tierml.hardware.catalog import load_catalog
+
+    host = host_device(cal)  # type: ignore[arg-type]
+    return load_catalog([*spec_catalogs, *extra]).with_device(host[0], {"tierml-calibrate": host[1]})
+
+
+@app.command()
+def build(
+    spec: Annotated[Path, typer.Argument(help="the app spec, tierml.yaml")],
+    out_dir: Annotated[Path, typer.Option("--out", help="model repository to write the variants into")] = Path(
+        "build"),
+    target: Annotated[list[str] | None, typer.Option(
+        "--target", help="catalogue device to build for (repeatable; default: build.targets, else the fleet's)")
+                      ] = None,
+    catalog: CatalogFiles = None,
+    calibration: Annotated[Path | None, typer.Option(help="calibration JSON from `tierml calibrate --out`")] = None,
+    threads: Threads = 1,
+    as_json: JsonFlag = False,
+    report: ReportFile = None,
+) -> None:
+    """Compress the spec's model into a ladder of measured variants and pick one per target device.
+
+    Writes <out>/<app>-<variant>/1/model.onnx + lineage.json (Triton's layout: `tierml serve OUT` serves
+    them) and <out>/ladder.json. Exit code 3 when some target gets no variant.
+    """
+    from tierml.cli.render import ladder_view
+    from tierml.hardware.roofline import RooflineEstimator
+    from tierml.optimize.ladder import build as build_ladder
+    from tierml.spec.app import load_spec
+
+    loaded = load_spec(spec)
+    cal = _calibration(calibration, threads, as_json)
+    spec_catalogs = [loaded.path(p, ("catalog", i), "catalog file") for i, p in enumerate(loaded.spec.catalog)]
+    cat = _catalog_with_host(catalog or [], spec_catalogs, cal)
+    with progress_bar("building variants", as_json) as update:
+        ladder = build_ladder(loaded, out_dir, cat, RooflineEstimator(cal), cal.host.cpu, threads, target, update)
+    if report:
+        from tierml.report.build import build_report
+
+        write_report(report, build_report(ladder), as_json)
+    emit(ladder, as_json, lambda: ladder_view(ladder))
+    if any(r.variant is None for r in ladder.rungs):
+        raise SystemExit(3)
+
+
+@app.command()
+def optimize(
+    model: Annotated[str | None, typer.Argument(help="a model (as for analyze) or a tierml.yaml naming model and data")
+                     ] = None,
+    passes: Annotated[list[str] | None, typer.Option(
+        "--pass", "-p", help="NAME[:key=value,...] (repeatable, applied in order), e.g. "
+                             "quantize-static:per_channel=true,activation_type=uint8")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="model repository to write the variant into")] = Path(
+        "build"),
+    name: Annotated[str | None, typer.Option(help="the variant's folder name (default: model-passes)")] = None,
+    input_shape: InputShape = None,
+    eval_data: Annotated[Path | None, typer.Option("--eval", help=".npz with x (and y) to measure on")] = None,
+    calibration_data: Annotated[Path | None, typer.Option("--calibration-data", help=".npz with x for int8 ranges")
+                                ] = None,
+    train_data: Annotated[Path | None, typer.Option("--train", help=".npz with x, y for pruning/distillation")] = None,
+    torch_recipe: Annotated[str | None, typer.Option("--torch", help="file.py:factory: the same network in PyTorch")
+                            ] = None,
+    weights: Annotated[Path | None, typer.Option(help="state_dict (.pt) for --torch")] = None,
+    device: Annotated[list[str] | None, typer.Option("--device", help="also estimate on this catalogue device")
+                      ] = None,
+    min_quality: Annotated[float | None, typer.Option(help="accuracy/agreement floor for accuracy-aware passes")
+                           ] = None,
+    list_passes: Annotated[bool, typer.Option("--list-passes", help="list the passes and their options")] = False,
+    catalog: CatalogFiles = None,
+    calibration: Annotated[Path | None, typer.Option(help="calibration JSON from `tierml calibrate --out`")] = None,
+    threads: Threads = 1,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run the passes you name on a model, measure the result against its parent, write it with its lineage."""
+    import tierml.optimize.registry  # noqa: F401 - registers every pass
+    from tierml.optimize.passes import Pass
+
+    if list_passes:
+        for pass_name, kind in sorted(Pass.registry.items()):
+            options = ", ".join(f"{k}={v.default!r}" for k, v in kind.Config.model_fields.items())
+            out.print(f"[bold]{pass_name}[/bold]  {options}", highlight=False)
+        return
+    if model is None:
+        raise TiermlError("give a model or a tierml.yaml: tierml optimize model.onnx --pass simplify")
+    from tierml.cli.render import optimized_view
+    from tierml.hardware.roofline import RooflineEstimator
+    from tierml.model.shapes import parse_input_shapes
+    from tierml.optimize.direct import DataFiles
+    from tierml.optimize.direct import optimize as run_optimize
+
+    cal = _calibration(calibration, threads, as_json)
+    cat = _catalog_with_host(catalog or [], [], cal)
+    files = DataFiles(eval=eval_data, calibration=calibration_data, train=train_data, torch=torch_recipe,
+                      weights=weights)
+    with progress_bar("optimizing", as_json) as update:
+        result = run_optimize(model, passes or [], out_dir, parse_input_shapes(input_shape or []), files, threads,
+                              cat, RooflineEstimator(cal), device or [], min_quality, name, update)
+    emit(result, as_json, lambda: optimized_view(result))
+
+
 @app.command()
 def devices(
     catalog: CatalogFiles = None,

@@ -11,6 +11,9 @@ from tierml.hardware.calibrate import Calibration
 from tierml.hardware.catalog import Catalog, Number
 from tierml.model.measure import LatencyStats
 from tierml.model.profile import ModelProfile
+from tierml.optimize.direct import Optimized
+from tierml.optimize.ladder import Ladder
+from tierml.optimize.variant import Variant
 from tierml.plan.planner import Plan
 
 
@@ -216,3 +219,39 @@ def plan_view(plan: Plan) -> Group:
         parts.append(Text("no feasible candidate: relax a requirement or add devices to the fleet", style="bold red"))
     parts.append(Text(f"latency on host: {plan.calibration}; queueing: {plan.queueing}", style="dim"))
     return Group(*parts)
+
+
+def _variants_table(title: str, variants: list[Variant], metric: str) -> Table:
+    table = Table(title=Text(title), title_justify="left")
+    for col in ("variant", "precision", metric, "size", "MACs", "peak act.", "host ms", "x fp32", "flags"):
+        table.add_column(col, justify="left" if col in ("variant", "precision", "flags") else "right")
+    for v in variants:
+        m = v.metrics
+        table.add_row(v.name, v.precision, f"{m.quality.value:.4f}" if m.quality else "-", f"{m.size_bytes:,}",
+                      f"{m.macs:,}", f"{m.peak_activation_bytes:,}",
+                      f"{m.host_latency.median_ms:.3g}" if m.host_latency else "-",
+                      f"{m.speedup_vs_fp32:.2f}" if m.speedup_vs_fp32 is not None else "-", "; ".join(m.flags))
+    return table
+
+
+def ladder_view(ladder: Ladder) -> Group:
+    variants = _variants_table(f"tierml build: {ladder.app} — {len(ladder.variants)} variants (written to "
+                               f"{ladder.out})", ladder.variants, ladder.quality_metric)
+    rungs = Table(title=Text(f"one variant per device ({ladder.quality_metric} floor {ladder.quality_floor:.4f})"),
+                  title_justify="left")
+    for col in ("device", "tier", "variant", "latency ms", "margins (or the closest miss)"):
+        rungs.add_column(col, justify="right" if col == "latency ms" else "left")
+    for r in ladder.rungs:
+        detail = ("; ".join(m.describe() for m in r.margins) if r.variant else r.reason)
+        rungs.add_row(r.device, r.tier, r.variant or Text("none", style="red"),
+                      f"{r.latency_ms:.3g} ({r.latency_method})" if r.latency_ms is not None else "-", detail)
+    notes = [Text(f"note: {n}", style="dim") for n in ladder.notes]
+    return Group(variants, rungs, *notes)
+
+
+def optimized_view(result: Optimized) -> Group:
+    table = _variants_table(f"tierml optimize: {result.variant.name} (written to {result.variant.path})",
+                            [result.parent, result.variant], result.variant.metrics.quality.metric
+                            if result.variant.metrics.quality else "quality")
+    lines = [Text(f"{p.name}: {note}", style="dim") for p in result.variant.lineage.passes for note in p.notes]
+    return Group(table, *lines)

@@ -20,6 +20,8 @@ from tierml.errors import TiermlError, did_you_mean
 from tierml.yamlfile import read_yaml
 
 Tier = Literal["cloud", "edge", "mobile", "mcu"]
+Arch = Literal["x86_64", "arm64", "gpu", "tpu", "npu", "mcu"]
+NativePrecision = Literal["fp32", "fp16", "int8"]
 FIBRE_KM_PER_S = 200_000.0  # light in glass (n ~ 1.47-1.5)
 VACUUM_KM_PER_S = 299_792.458
 
@@ -86,6 +88,10 @@ class Device(Entry):
 
     tier: Tier
     compute: str = ""
+    arch: Arch | None = Field(default=None, description="what executes a request: decides which of the host's "
+                              "measurements transfer (x86_64 shares this host's int8 kernels)")
+    precisions: list[NativePrecision] = Field(default_factory=lambda: ["fp32", "int8"],
+                                        description="precisions its runtime executes natively")
     units: int = Field(default=1, ge=1, description="identical accelerators/chips; one request uses one")
     peak_fp32_gflops: Number | None = None
     peak_int8_gops: Number | None = None

@@ -124,6 +124,22 @@ def _looks_like_onnx(data: bytes) -> bool:
 
 
 def _from_recipe(path: Path, factory: str, input_shapes: Shapes) -> LoadedModel:
+    obj = call_recipe(path, factory)
+    source = f"{path}:{factory}"
+    if isinstance(obj, onnx.ModelProto):
+        return LoadedModel(obj, source, "onnx")
+    if _is_torch_module(obj):
+        return LoadedModel(from_torch(obj, input_shapes), source, "torch")
+    if hasattr(obj, "predict") or hasattr(obj, "transform"):
+        return LoadedModel(from_sklearn(obj, input_shapes), source, "sklearn")
+    raise TiermlError(
+        f"'{source}' returned {type(obj).__name__}; it must return a torch.nn.Module, a scikit-learn "
+        "estimator or an onnx.ModelProto"
+    )
+
+
+def call_recipe(path: Path, factory: str) -> Any:
+    """Import `path` as a module and call its `factory()` (errors inside become one-line user errors)."""
     if not path.exists():
         raise TiermlError(f"recipe file '{path}' not found")
     module_name = f"tierml_recipe_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
@@ -139,20 +155,9 @@ def _from_recipe(path: Path, factory: str, input_shapes: Shapes) -> LoadedModel:
     if not callable(build):
         raise TiermlError(f"recipe '{path}' has no callable '{factory}'")
     try:
-        obj = build()
+        return build()
     except Exception as exc:
         raise TiermlError(f"recipe '{path}:{factory}' raised {type(exc).__name__}: {exc}") from exc
-    source = f"{path}:{factory}"
-    if isinstance(obj, onnx.ModelProto):
-        return LoadedModel(obj, source, "onnx")
-    if _is_torch_module(obj):
-        return LoadedModel(from_torch(obj, input_shapes), source, "torch")
-    if hasattr(obj, "predict") or hasattr(obj, "transform"):
-        return LoadedModel(from_sklearn(obj, input_shapes), source, "sklearn")
-    raise TiermlError(
-        f"'{source}' returned {type(obj).__name__}; it must return a torch.nn.Module, a scikit-learn "
-        "estimator or an onnx.ModelProto"
-    )
 
 
 def _is_torch_module(obj: Any) -> bool:
@@ -181,8 +186,9 @@ def _load_torchscript(path: Path) -> Any:
         ) from exc
 
 
-def from_torch(module: Any, input_shapes: Shapes, opset: int = 18) -> onnx.ModelProto:
-    """Export a torch.nn.Module with torch.onnx.export at the given input shapes (one per input)."""
+def from_torch(module: Any, input_shapes: Shapes, opset: int = 18, dynamic_batch: bool = False) -> onnx.ModelProto:
+    """Export a torch.nn.Module with torch.onnx.export at the given input shapes (one per input);
+    `dynamic_batch` leaves the first dim of every input free (for serving and batched evaluation)."""
     torch = _require_torch()
     if not input_shapes:
         raise TiermlError(
@@ -193,7 +199,7 @@ def from_torch(module: Any, input_shapes: Shapes, opset: int = 18) -> onnx.Model
     module = module.eval()
     buffer = io.BytesIO()
     with _quiet_exporter():
-        _export(torch, module, args, names, opset, buffer, input_shapes)
+        _export(torch, module, args, names, opset, buffer, input_shapes, dynamic_batch)
     return onnx.load_model_from_string(buffer.getvalue())
 
 
@@ -212,13 +218,15 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def _export(torch: Any, module: Any, args: tuple, names: list[str], opset: int, buffer: io.BytesIO,
-            input_shapes: Shapes) -> None:
+            input_shapes: Shapes, dynamic_batch: bool) -> None:
     try:
         if isinstance(module, torch.jit.ScriptModule):
             torch.onnx.export(module, args, buffer, input_names=names, opset_version=opset, dynamo=False)
         else:
-            program = torch.onnx.export(module, args, input_names=names, opset_version=opset,
-                                        dynamo=True, verbose=False)
+            batch = torch.export.Dim("batch", min=1, max=1 << 16)
+            dynamic = tuple({0: batch} for _ in args) if dynamic_batch else None
+            program = torch.onnx.export(module, args, input_names=names, opset_version=opset, dynamo=True,
+                                        verbose=False, dynamic_shapes=dynamic)
             program.save(buffer)  # type: ignore[union-attr]
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

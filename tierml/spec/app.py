@@ -32,6 +32,9 @@ class ModelSpec(Strict):
     input_shapes: dict[str, list[int]] = Field(
         default_factory=dict, description="NAME: [dims] for every input with dynamic dims")
     small: str | None = Field(default=None, description="a smaller model for cascades (path or recipe)")
+    torch: str | None = Field(default=None, description="file.py:factory building the same network in PyTorch "
+                              "(pruning and fine-tuning need it)")
+    weights: str | None = Field(default=None, description="state_dict (.pt) for the `torch` module")
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
@@ -44,10 +47,11 @@ class ModelSpec(Strict):
 
 
 class DataSpec(Strict):
-    """Evaluation and calibration sets: .npz files with arrays x (inputs) and y (labels)."""
+    """Evaluation, calibration and training sets: .npz files with arrays x (inputs) and y (labels)."""
 
     eval: str | None = None
     calibration: str | None = None
+    train: str | None = None
 
 
 class LatencySLO(Strict):
@@ -139,6 +143,16 @@ class Assumptions(Strict):
     browser_slowdown: float = Field(default=2.0, ge=1, description="onnxruntime-web WASM vs native CPU")
 
 
+class BuildSpec(Strict):
+    """`tierml build`: which devices get a rung of the ladder, and what the search may try."""
+
+    targets: list[str] = Field(default_factory=list, description="catalogue devices (default: the fleet's)")
+    prune_ratio: float = Field(default=0.5, gt=0, lt=1)
+    distill: bool = True
+    epochs: int = Field(default=30, ge=1)
+    seconds_per_model: float = Field(default=240, gt=0)
+
+
 class Ranking(Strict):
     cost: float = Field(default=1.0, ge=0)
     latency: float = Field(default=0.5, ge=0)
@@ -156,6 +170,7 @@ class AppSpec(Strict):
     fleet: FleetSpec
     assumptions: Assumptions = Assumptions()
     ranking: Ranking = Ranking()
+    build: BuildSpec = BuildSpec()
     catalog: list[str] = Field(default_factory=list, description="extra device/link catalogue files")
 
     def resolve(self, relative: str, base: Path) -> Path:

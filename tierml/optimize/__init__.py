@@ -1,0 +1,1 @@
+"""`tierml optimize` and `tierml build`: compression passes, variant evaluation and the per-tier ladder."""
