@@ -258,19 +258,31 @@ def test_cli_build_reports_a_device_nothing_fits_with_the_closest_miss(tmp_path,
                      "memory_bandwidth_gbps": {"value": 0.1, "source": "test"},
                      "ram_mb": {"value": 0.002, "source": "test"}, "storage_mb": {"value": 1, "source": "test"}}],
     }))
-    spec = _quick_spec(tmp_path, distill=False, epochs=2, targets=["intel-nuc12-pro", "tiny-mcu"])
+    spec = _quick_spec(tmp_path, distill=False, epochs=2, targets=["iphone-15-pro", "tiny-mcu"])
     out = tmp_path / "repo"
     result = cli("build", spec, "--out", out, "--catalog", catalog, "--calibration", cal_file, "--json")
     assert result.returncode == 3, result.stderr
     ladder = json.loads(result.stdout)
     rungs = {r["device"]: r for r in ladder["rungs"]}
-    assert rungs["intel-nuc12-pro"]["variant"]
+    assert rungs["iphone-15-pro"]["variant"]
     assert rungs["tiny-mcu"]["variant"] is None
     assert "RAM" in rungs["tiny-mcu"]["closest_miss"] and "over" in rungs["tiny-mcu"]["closest_miss"]
     assert (out / "ladder.json").exists()
     written = {p.parent.parent.name for p in out.glob("*/1/model.onnx")}
     assert written == {v["name"] for v in ladder["variants"]}
     assert {"form-digits-fp32", "form-digits-int8-qdq", "form-digits-pruned"} <= written
+
+    # The planner takes the measured variants: the phone runs its rung, judged by the rung's accuracy.
+    planned = cli("plan", spec, "--ladder", out / "ladder.json", "--calibration", cal_file)
+    assert planned.returncode == 0, planned.stderr
+    assert f"iphone-15-pro: runs the measured variant {rungs['iphone-15-pro']['variant']}" in planned.stdout
+    for variant in ladder["variants"]:
+        variant["metrics"]["quality"]["value"] = 0.5
+    (out / "ladder.json").write_text(json.dumps(ladder))
+    planned = json.loads(cli("plan", spec, "--ladder", out / "ladder.json", "--calibration", cal_file,
+                             "--json").stdout)
+    local = next(c for c in planned["candidates"] if c["name"] == "local:iphone-15-pro")
+    assert any("accuracy 0.5000 (measured) < 0.95 required" in r["message"] for r in local["rejections"])
 
 
 @pytest.mark.slow

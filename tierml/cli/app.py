@@ -215,6 +215,8 @@ def plan_command(
     as_json: JsonFlag = False,
     report: ReportFile = None,
     schema: Annotated[bool, typer.Option("--schema", help="print the JSON schema of tierml.yaml and exit")] = False,
+    ladder: Annotated[Path | None, typer.Option(
+        "--ladder", help="OUT/ladder.json from `tierml build`: devices run their measured variants")] = None,
 ) -> None:
     """Decide where the model should run: every placement scored, constraints applied in order, explained.
 
@@ -236,6 +238,10 @@ def plan_command(
     loaded = load_spec(spec)
     cal = _calibration(calibration, threads, as_json)
     context = load_context(loaded, RooflineEstimator(cal), catalog or [], host_device(cal))
+    if ladder is not None:
+        from tierml.plan.planner import use_ladder
+
+        use_ladder(context, ladder)
     with progress_bar("scoring placements", as_json) as update:
         result = plan(context, cal.describe(), str(spec), update)
     if report:

@@ -89,6 +89,11 @@ def compute(ctx: Context, c: Candidate) -> list[Rejection]:
                 found.append(Rejection(constraint="compute", message=f"{where} would need {busy:.2f} s of compute "
                                        "per second at the stated request rate"))
     need = ctx.spec.requirements.min_accuracy
+    for stage in c.stages:
+        variant = ctx.variants.get(stage.device)
+        if need is not None and variant is not None and variant.quality is not None and variant.quality < need:
+            found.append(Rejection(constraint="compute", message=f"{stage.device}'s variant {variant.name} has "
+                                   f"{variant.metric} {variant.quality:.4f} (measured) < {need:g} required"))
     if need is not None and ctx.accuracy is not None and ctx.accuracy.value < need:
         found.append(Rejection(constraint="compute", message=f"the model's accuracy {ctx.accuracy.value:.4f} "
                                f"(measured on the eval set) < {need:g} required"))

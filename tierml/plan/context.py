@@ -15,6 +15,17 @@ from tierml.spec.app import AppSpec, CloudOption, EdgeSpec
 SECONDS_PER_YEAR = 365 * 86_400.0
 
 
+@dataclass(frozen=True)
+class MeasuredVariant:
+    """A rung of `tierml build`'s ladder: the variant chosen for one device, profiled, with its quality."""
+
+    name: str
+    profile: ModelProfile
+    precision: Precision
+    quality: float | None
+    metric: str
+
+
 @dataclass
 class Context:
     spec: AppSpec
@@ -24,6 +35,7 @@ class Context:
     small: ModelProfile | None = None  # the cascade's first-stage model, when the spec gives one
     accuracy: Estimate | None = None  # of the fp32 model on the eval set
     _assessments: dict = field(default_factory=dict)
+    variants: dict[str, MeasuredVariant] = field(default_factory=dict)  # device -> its measured variant
 
     # ------------------------------------------------------------------ load
     @property
@@ -111,7 +123,11 @@ class Context:
         return self._assessments[key]
 
     def best_fit(self, profile: ModelProfile, device: Device) -> DeviceEstimate:
-        """fp32 where it fits, else the int8 estimate (int8 always on MCUs and int8-only accelerators)."""
+        """The device's measured variant from `tierml build` when there is one; else fp32 where it fits,
+        else the int8 estimate (int8 always on MCUs and int8-only accelerators)."""
+        variant = self.variants.get(device.name)
+        if variant is not None and profile is self.model:
+            return self.assess(variant.profile, device, variant.precision)
         if device.tier == "mcu" or not device.peak_fp32_gflops:
             return self.assess(profile, device, "int8")
         fp32 = self.assess(profile, device, "fp32")

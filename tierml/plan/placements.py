@@ -13,6 +13,7 @@ on site, what the fleet costs, how many bytes leave the devices, and which links
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from tierml.hardware.assessment import DeviceEstimate
@@ -231,7 +232,11 @@ def _score_stage(ctx: Context, work: Work, layout: Layout, notes: list[str]) -> 
     if work.slowdown != 1.0:
         compute = compute.model_copy(update={"value": compute.value * work.slowdown,
                                              "basis": compute.basis + f"; x{work.slowdown:g} for WASM in a browser"})
-    if estimate.precision == "int8" and device.tier != "mcu":
+    variant = ctx.variants.get(device.name) if work.profile is ctx.model else None
+    if variant is not None:
+        notes.append(f"{device.name}: runs the measured variant {variant.name} ({variant.precision}"
+                     + (f", {variant.metric} {variant.quality:.4f}" if variant.quality is not None else "") + ")")
+    elif estimate.precision == "int8" and device.tier != "mcu":
         notes.append(f"{device.name}: fp32 does not fit, int8 sizes estimated (1 byte per weight); accuracy of the "
                      "int8 variant not measured yet")
     service_s = compute.value / 1e3
@@ -513,7 +518,6 @@ def annual_cost_at(ctx: Context, layout: Layout, requests_per_day: float) -> flo
     scaled_requirements = ctx.spec.requirements.model_copy(update={"throughput": throughput.model_copy(update={
         "requests_per_day": requests_per_day,
         "peak_rps": throughput.peak_rps * scale if throughput.peak_rps else None})})
-    scaled = Context(ctx.spec.model_copy(update={"requirements": scaled_requirements}), ctx.catalog, ctx.model,
-                     ctx.estimator, ctx.small, ctx.accuracy, ctx._assessments)
+    scaled = dataclasses.replace(ctx, spec=ctx.spec.model_copy(update={"requirements": scaled_requirements}))
     return evaluate(scaled, layout).annual_cost.value
 

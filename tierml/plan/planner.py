@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 from pydantic import BaseModel
 
+from tierml.errors import TiermlError
 from tierml.hardware.calibrate import Progress
 from tierml.hardware.catalog import Device, Source, load_catalog
 from tierml.hardware.estimate import Estimate, LatencyEstimator
@@ -18,7 +19,7 @@ from tierml.model.measure import make_session
 from tierml.model.profile import ModelProfile, analyze
 from tierml.plan.candidate import FRAMEWORK_ORDER, Candidate
 from tierml.plan.constraints import check
-from tierml.plan.context import Context
+from tierml.plan.context import Context, MeasuredVariant
 from tierml.plan.fallacies import warnings
 from tierml.plan.placements import Layout, annual_cost_at, evaluate, layouts
 from tierml.plan.queueing import METHOD as QUEUEING_METHOD
@@ -82,6 +83,36 @@ def load_context(loaded: LoadedSpec, estimator: LatencyEstimator, extra_catalogs
     if spec.data.eval:
         context.accuracy = measure_accuracy(loaded, model.proto, profile)
     return context
+
+
+def use_ladder(context: Context, path: Path) -> None:
+    """Plan with `tierml build`'s measured variants: each device with a rung runs its variant (profiled from
+    the written model, with its measured quality) instead of the fp32 model or an int8 estimate."""
+    from tierml.optimize.ladder import Ladder
+
+    try:
+        ladder = Ladder.model_validate_json(path.read_text())
+    except FileNotFoundError:
+        raise TiermlError(f"ladder '{path}' not found; run tierml build first (it writes OUT/ladder.json)") from None
+    except ValueError as exc:
+        first = str(exc).splitlines()[0]
+        raise TiermlError(f"'{path}' is not a ladder.json written by tierml build: {first}") from None
+    if ladder.app != context.spec.name:
+        raise TiermlError(f"ladder '{path}' was built for app '{ladder.app}', not '{context.spec.name}'")
+    variants = {v.name: v for v in ladder.variants}
+    shapes = {t.name: t.shape for t in context.model.inputs}
+    for rung in ladder.rungs:
+        variant = variants.get(rung.variant or "")
+        if variant is None or variant.path is None:
+            continue
+        model = Path(variant.path) / "model.onnx"
+        if not model.exists():
+            raise TiermlError(f"ladder '{path}' names {model}, which is missing; run tierml build again")
+        profile = analyze(load_model(str(model)).proto, shapes, source=str(model))
+        quality = variant.metrics.quality
+        context.variants[rung.device] = MeasuredVariant(
+            name=variant.name, profile=profile, precision="int8" if variant.precision in ("int8", "mixed") else "fp32",
+            quality=quality.value if quality else None, metric=quality.metric if quality else "")
 
 
 def model_reference(loaded: LoadedSpec, reference: str, loc: tuple) -> str:
