@@ -334,7 +334,8 @@ def optimize(
 
     if list_passes:
         for pass_name, kind in sorted(Pass.registry.items()):
-            options = ", ".join(f"{k}={v.default!r}" for k, v in kind.Config.model_fields.items())
+            options = ", ".join(f"{k}={v.get_default(call_default_factory=True)!r}"
+                                for k, v in kind.Config.model_fields.items())
             out.print(f"[bold]{pass_name}[/bold]  {options}", highlight=False)
         return
     if model is None:
