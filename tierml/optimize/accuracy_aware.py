@@ -8,7 +8,8 @@ The idea of NNCF's accuracy control and Intel Neural Compressor's tuning, on ONN
 2. The quality floor: the user's (accuracy with labels, agreement with fp32 without), raised to the best
    default's quality so the result never loses to a default on accuracy.
 3. The pick: of the candidates that meet the floor and are faster than fp32 on this host, the most
-   accurate of those within 10% of the fastest (then the smaller). Never an int8 model slower than fp32 when speed is required.
+   accurate of those within 10% of the fastest (then the smaller). Never an int8 model slower than
+   fp32 when speed is required.
 4. If none meets the floor: rank the quantized nodes by how much their outputs drift from fp32 (SQNR of
    matched activations), and move them back to fp32 one at a time, keeping each move that helps, until
    the floor is met, the model stops being faster than fp32, or the time budget runs out.
