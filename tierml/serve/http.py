@@ -40,6 +40,7 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    compressible: bool = False  # honour Accept-Encoding (Triton compresses inference responses only)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -213,7 +214,7 @@ class _Connection(asyncio.Protocol):
         body = response.body
         head = [f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Unknown')}\r\n"
                 f"content-type: {response.content_type}\r\n"]
-        encoding = _pick_encoding(accept_encoding) if body else None
+        encoding = _pick_encoding(accept_encoding) if body and response.compressible else None
         if encoding:
             body = gzip.compress(body, 6) if encoding == "gzip" else zlib.compress(body, 6)
             head.append(f"content-encoding: {encoding}\r\n")

@@ -76,6 +76,7 @@ def _raw_request(body: memoryview, config: ModelConfig) -> InferRequest:
     else:
         shape = _fill_variable(spec, dims, variable, len(body))
     tensor = binary.decode_tensor(spec.name, spec.datatype, shape, body)
+    tensor = _text(spec.name, tensor) if spec.datatype == "BYTES" else tensor
     names = [o.name for o in config.outputs]
     return InferRequest(inputs={spec.name: tensor}, rows=1, outputs=names, binary_outputs=set(names))
 
@@ -134,7 +135,8 @@ def _tensor(item: dict[str, Any], spec: TensorSpec, config: ModelConfig, tail: m
         if offset + size > len(tail):
             raise bad_request(f"input '{spec.name}' claims {size} bytes of binary data but only "
                               f"{len(tail) - offset} follow the JSON header")
-        return binary.decode_tensor(spec.name, datatype, shape, tail[offset:offset + size]), offset + size
+        tensor = binary.decode_tensor(spec.name, datatype, shape, tail[offset:offset + size])
+        return (_text(spec.name, tensor) if datatype == "BYTES" else tensor), offset + size
     if "data" not in item:
         raise bad_request(f"input '{spec.name}' has no \"data\" (or binary_data_size for binary data)")
     return json_tensor(spec.name, datatype, shape, item["data"]), offset
@@ -163,7 +165,7 @@ def json_tensor(name: str, datatype: str, shape: tuple[int, ...], data: Any) -> 
         if len(flat) != count or not all(isinstance(v, str) for v in flat):
             raise bad_request(f"input '{name}': BYTES data must be {count} strings for shape {list(shape)}")
         items = np.empty(count, dtype=object)
-        items[:] = [v.encode() for v in flat]
+        items[:] = flat
         return items.reshape(shape)
     try:
         array = np.array(data)
@@ -173,6 +175,15 @@ def json_tensor(name: str, datatype: str, shape: tuple[int, ...], data: Any) -> 
     if array.size != count:
         raise bad_request(f"input '{name}': shape {list(shape)} needs {count} values but \"data\" holds {array.size}")
     return _cast(name, datatype, array).reshape(shape)
+
+
+def _text(name: str, tensor: np.ndarray) -> np.ndarray:
+    """BYTES elements as str: ONNX string tensors hold UTF-8 text (ORT would feed `bytes` as their repr)."""
+    try:
+        return np.vectorize(bytes.decode, otypes=[object])(tensor) if tensor.size else tensor
+    except UnicodeDecodeError as exc:
+        raise bad_request(f"input '{name}': BYTES element is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                          "ONNX string tensors carry text") from None
 
 
 def _flatten(name: str, data: list[Any]) -> list[Any]:

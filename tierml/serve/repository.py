@@ -102,8 +102,11 @@ class Repository:
                 fresh, fingerprint = self._build(name, previous)
             except (ConfigError, TiermlError, OSError) as exc:
                 reason = str(exc)
-                self.states[name] = ModelState("READY" if previous else "UNAVAILABLE", reason,
-                                               _fingerprint(self.root / name))
+                if previous or (self.root / name).is_dir():
+                    self.states[name] = ModelState("READY" if previous else "UNAVAILABLE", reason,
+                                                   _fingerprint(self.root / name))
+                else:
+                    self.states.pop(name, None)
                 raise ServeError(400, f"failed to load model '{name}': {reason}"
                                  + ("; the previous version keeps serving" if previous else "")) from None
             self.models[name] = fresh

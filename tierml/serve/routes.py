@@ -194,8 +194,9 @@ class App:
         results = await served.batcher.submit(parsed)
         body, json_length = encode_response(served.config, served.version, parsed, results)
         if json_length is None:
-            return Response(200, body)
-        return Response(200, body, "application/octet-stream", {"inference-header-content-length": str(json_length)})
+            return Response(200, body, compressible=True)
+        return Response(200, body, "application/octet-stream", {"inference-header-content-length": str(json_length)},
+                        compressible=True)
 
     def _stats(self, name: str | None, version: int | None) -> Response:
         if name is None:

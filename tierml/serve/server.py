@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,3 +116,41 @@ def run(options: ServeOptions, on_ready: Callable[[int], None] | None = None) ->
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(Server(options).run(on_ready))
+
+
+class BackgroundServer:
+    """A built-in server on its own event-loop thread, for tests and for embedding in a Python process."""
+
+    def __init__(self, options: ServeOptions, start_timeout_s: float = 120.0) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.server = Server(options)
+        started: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self.thread = threading.Thread(target=self._main, args=(started,), name="tierml-serve", daemon=True)
+        self.thread.start()
+        self.port = started.result(timeout=start_timeout_s)
+        self.url = f"http://{options.host}:{self.port}"
+
+    def _main(self, started: concurrent.futures.Future[int]) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            started.set_result(self.loop.run_until_complete(self.server.start()))
+        except BaseException as exc:
+            started.set_exception(exc)
+            self.loop.close()
+            return
+        self.loop.run_forever()
+        self.loop.close()
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Drain and stop (idempotent)."""
+        if self.loop.is_closed() or not self.thread.is_alive():
+            return
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(timeout_s)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout_s)
+
+    def __enter__(self) -> BackgroundServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
