@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +98,60 @@ def call(port: int, method: str, path: str, body: bytes | str | dict | None = No
 
 def infer_body(x: np.ndarray, name: str = "x") -> dict:
     return {"inputs": [{"name": name, "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+class ServerProcess:
+    """`tierml serve` as a child process on a free loopback port; stopped with SIGTERM on exit."""
+
+    def __init__(self, repo: Path, *args: str, ready_timeout_s: float = 60.0) -> None:
+        self.port = free_port()
+        self.log = tempfile.NamedTemporaryFile(prefix="tierml-serve-", suffix=".log", delete=False)  # noqa: SIM115
+        self.process = subprocess.Popen([sys.executable, "-m", "tierml.cli.app", "serve", str(repo), "--port",
+                                         str(self.port), *args], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + ready_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}: {self.output()}")
+            try:
+                if call(self.port, "GET", "/v2/health/ready")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError(f"server not ready within {ready_timeout_s} s: {self.output()}")
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def stop(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM, wait for the exit code (SIGKILL if it does not come)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        return self.process.returncode
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        Path(self.log.name).unlink(missing_ok=True)
