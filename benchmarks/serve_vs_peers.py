@@ -200,6 +200,24 @@ def check_answers(case: Case, names: list[str]) -> None:
 
 # ---------------------------------------------------------------- load
 
+def cpu_times() -> tuple[int, int]:
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+
+
+def wait_for_quiet(idle_wanted: float = 0.9, window_s: float = 0.5, max_wait_s: float = 60.0) -> dict:
+    """Wait until the machine is idle (a peer may still be working off a backlog, or another job may run):
+    returns the idle share of the last window and how long it waited."""
+    start = time.monotonic()
+    while True:
+        idle0, total0 = cpu_times()
+        time.sleep(window_s)
+        idle1, total1 = cpu_times()
+        idle = (idle1 - idle0) / max(1, total1 - total0)
+        if idle >= idle_wanted or time.monotonic() - start > max_wait_s:
+            return {"idle_before": round(idle, 3), "waited_s": round(time.monotonic() - start, 2)}
+
+
 WRK_SCRIPT = """
 local f = io.open("{body}", "rb"); wrk.body = f:read("*a"); f:close()
 wrk.method = "POST"
@@ -224,6 +242,7 @@ def raw_ort(case: Case, batches: list[int], seconds: float) -> dict[int, float]:
     session = make_session(onnx.load(str(case.path)), case.threads)
     rates = {}
     for rows in batches:
+        wait_for_quiet()
         x = np.random.default_rng(0).random((rows, *case.input_dims), dtype=np.float32)
         for _ in range(3):
             session.run(None, {case.input_name: x})
@@ -250,7 +269,8 @@ def measure(case: Case, names: list[str], args: argparse.Namespace, scratch: Pat
         for connections in args.concurrency:
             order = names if round_index % 2 == 0 else names[::-1]
             for name in order:
-                result = run_wrk(PORTS[name], path, script, connections, args.seconds)
+                quiet = wait_for_quiet()
+                result = run_wrk(PORTS[name], path, script, connections, args.seconds) | quiet
                 runs[name][connections].append(result)
                 print(f"{case.key} round {round_index + 1} c={connections} {name}: {result}", flush=True)
     ort_rate = {rows: statistics.median(r[rows] for r in ort_runs) for rows in ort_batches}
@@ -258,6 +278,7 @@ def measure(case: Case, names: list[str], args: argparse.Namespace, scratch: Pat
     request = http_request(path, body, headers)
     fixed = {}
     for name in names:
+        wait_for_quiet()
         outcomes = asyncio.run(open_loop("127.0.0.1", PORTS[name], request, rate, args.open_seconds))
         fixed[name] = summarize(outcomes, args.open_seconds)
         print(f"{case.key} open loop {rate:.0f}/s {name}: {fixed[name]}", flush=True)

@@ -11,8 +11,8 @@ from tierml.model.measure import make_session
 class Runner:
     """Runs whole batches; one per instance, used by one batcher thread at a time."""
 
-    def __init__(self, model: onnx.ModelProto | bytes, threads: int) -> None:
-        self.session = make_session(model, threads)
+    def __init__(self, model: onnx.ModelProto | bytes, threads: int, spin: bool = True) -> None:
+        self.session = make_session(model, threads, spin=spin)
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
