@@ -176,7 +176,7 @@ class Batcher:
     def _run(self, runner: Runner, batch: list[_Pending]) -> None:
         start = time.perf_counter_ns()
         try:
-            results = self._execute(runner, batch)
+            results = run_batch(runner, [p.request.inputs for p in batch], [p.request.rows for p in batch])
         except Exception as exc:  # a model failure: isolate the request(s) that caused it
             if len(batch) > 1:
                 for pending in batch:
@@ -189,19 +189,19 @@ class Batcher:
                                 compute_ns)
         _deliver_all(batch, results)
 
-    def _execute(self, runner: Runner, batch: list[_Pending]) -> list[Result]:
-        if len(batch) == 1:
-            return [runner.run(batch[0].request.inputs)]
-        feeds = {name: np.concatenate([p.request.inputs[name] for p in batch]) for name in batch[0].request.inputs}
-        outputs = runner.run(feeds)
-        total = sum(p.request.rows for p in batch)
-        results: list[Result] = []
-        offset = 0
-        for pending in batch:
-            rows = pending.request.rows
-            results.append({name: _rows(name, array, offset, rows, total) for name, array in outputs.items()})
-            offset += rows
-        return results
+def run_batch(runner: Runner, inputs: list[dict[str, np.ndarray]], rows: list[int]) -> list[Result]:
+    """Run several requests as one batch (concatenated along the batch dim) and split the outputs back."""
+    if len(inputs) == 1:
+        return [runner.run(inputs[0])]
+    feeds = {name: np.concatenate([i[name] for i in inputs]) for name in inputs[0]}
+    outputs = runner.run(feeds)
+    total = sum(rows)
+    results: list[Result] = []
+    offset = 0
+    for n in rows:
+        results.append({name: _rows(name, array, offset, n, total) for name, array in outputs.items()})
+        offset += n
+    return results
 
 
 def _rows(name: str, array: np.ndarray, offset: int, rows: int, total: int) -> np.ndarray:

@@ -18,10 +18,9 @@ from pathlib import Path
 
 from tierml.errors import TiermlError
 from tierml.model.load import load_onnx
-from tierml.serve.batcher import Batcher
 from tierml.serve.config import CONFIG_FILES, ConfigError, ModelConfig, build_config, read_config_file
 from tierml.serve.errors import ServeError, not_found
-from tierml.serve.runner import Runner
+from tierml.serve.executor import Executor, ExecutorFactory, builtin_executor
 from tierml.serve.stats import ModelStats
 
 CONTROL_MODES = ("none", "explicit", "poll")
@@ -29,11 +28,11 @@ CONTROL_MODES = ("none", "explicit", "poll")
 
 @dataclass
 class ServedVersion:
-    """One loaded version: its config, its batcher (with the instances) and its counters."""
+    """One loaded version: its config, its executor (batcher and instances) and its counters."""
 
     version: int
     config: ModelConfig
-    batcher: Batcher
+    executor: Executor
     stats: ModelStats
     fingerprint: str
 
@@ -63,6 +62,7 @@ class Repository:
 
     root: Path
     reject_status: int = 503
+    executor_factory: ExecutorFactory = builtin_executor
     models: dict[str, ServedModel] = field(default_factory=dict)
     states: dict[str, ModelState] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -123,7 +123,7 @@ class Repository:
             self.states[name] = ModelState("UNLOADED", "unloaded")
         if model:
             for served in model.versions.values():
-                served.batcher.close()
+                served.executor.close()
 
     def poll(self) -> list[str]:
         """Reload changed models, load new ones, unload removed ones; the problems it met."""
@@ -165,7 +165,7 @@ class Repository:
         except BaseException:
             for served in versions.values():
                 if previous is None or previous.versions.get(served.version) is not served:
-                    served.batcher.close()
+                    served.executor.close()
             raise
         return ServedModel(name, versions), fingerprint
 
@@ -177,10 +177,9 @@ class Repository:
             return old
         proto = load_onnx(path)
         config = build_config(raw, name, proto, f"{config_path or path} (version {version})")
-        data = proto.SerializeToString()
-        runners = [Runner(data, config.threads()) for _ in range(config.instance_count)]
         stats = ModelStats(name, version)
-        return ServedVersion(version, config, Batcher(config, runners, stats, self.reject_status), stats, fingerprint)
+        executor = self.executor_factory(config, proto.SerializeToString(), stats, self.reject_status)
+        return ServedVersion(version, config, executor, stats, fingerprint)
 
 
 def _versions(folder: Path) -> dict[int, Path]:
@@ -212,5 +211,5 @@ def _close_unused(previous: ServedModel, fresh: ServedModel) -> None:
     kept = {id(v) for v in fresh.versions.values()}
     stale = [v for v in previous.versions.values() if id(v) not in kept]
     if stale:
-        threading.Thread(target=lambda: [v.batcher.close() for v in stale], name=f"close-{previous.name}",
+        threading.Thread(target=lambda: [v.executor.close() for v in stale], name=f"close-{previous.name}",
                          daemon=True).start()

@@ -191,7 +191,7 @@ class App:
                 None, parse_request, request.body, header_length, served.config)
         else:
             parsed = parse_request(request.body, header_length, served.config)
-        results = await served.batcher.submit(parsed)
+        results = await served.executor.submit(parsed)
         body, json_length = encode_response(served.config, served.version, parsed, results)
         if json_length is None:
             return Response(200, body, compressible=True)
