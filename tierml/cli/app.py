@@ -277,8 +277,10 @@ def serve(
 
         run(options, ready)
     elif engine == "ray":
-        from tierml.serve.ray_engine import run as run_ray
-
+        try:
+            from tierml.serve.ray_engine import run as run_ray
+        except ImportError as exc:
+            raise TiermlError(f"--engine ray needs Ray Serve ({exc}): pip install 'tierml[ray]'") from None
         run_ray(options, replicas, ready)
     else:
         raise TiermlError(f"--engine must be builtin or ray, not '{engine}'")

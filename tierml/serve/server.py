@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tierml.errors import TiermlError
 from tierml.serve.errors import ServeError
+from tierml.serve.executor import ExecutorFactory, builtin_executor
 from tierml.serve.http import HttpServer, Limits
 from tierml.serve.repository import CONTROL_MODES, Repository
 from tierml.serve.routes import App, error_body
@@ -47,9 +48,9 @@ class ServeOptions:
 class Server:
     """One built-in server: `start` loads the models and listens; `stop` drains and unloads."""
 
-    def __init__(self, options: ServeOptions) -> None:
+    def __init__(self, options: ServeOptions, executor_factory: ExecutorFactory = builtin_executor) -> None:
         self.options = options
-        self.repository = Repository(options.repository, reject_status=options.reject_status)
+        self.repository = Repository(options.repository, options.reject_status, executor_factory)
         self.app = App(self.repository, options.control, options.token, options.access_log)
         self.http = HttpServer(self.app.handle, error_body, Limits(max_body_bytes=options.max_body_bytes))
         self.port = 0
