@@ -261,7 +261,10 @@ def serve(
     """Serve a model repository over the Open Inference Protocol (KServe V2 / Triton HTTP), with dynamic batching."""
     import logging
 
-    from tierml.serve.server import ServeOptions
+    try:
+        from tierml.serve.server import ServeOptions
+    except ImportError as exc:
+        raise TiermlError(f"tierml serve needs its extra ({exc}): pip install 'tierml[serve]'") from None
 
     options = ServeOptions(repository=repository, host=host, port=port, token=token, control=model_control_mode,
                            load_models=load_model or [], poll_seconds=poll_seconds,
