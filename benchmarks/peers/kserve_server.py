@@ -4,20 +4,14 @@ runs it inside a private network namespace). No server-side batching: kserve's P
 
 from __future__ import annotations
 
-import argparse
-
-import onnxruntime as ort
 from kserve import InferOutput, InferRequest, InferResponse, Model, ModelServer
+from peer_common import arguments, session
 
 
 class OnnxModel(Model):
     def __init__(self, name: str, path: str, threads: int) -> None:
         super().__init__(name)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.session = session(path, threads)
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.ready = True
 
@@ -33,12 +27,7 @@ class OnnxModel(Model):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
+    args = arguments().parse_args()
     # Latency logging off (kserve's default is on) so it pays no more per request than the other servers.
     server = ModelServer(http_port=args.port, workers=1, enable_grpc=False, enable_latency_logging=False)
     server.start([OnnxModel(args.name, args.model, args.threads)])

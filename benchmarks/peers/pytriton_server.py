@@ -5,30 +5,21 @@ Real Triton 2.51 (HTTP front end + dynamic batcher) with a Python-backend model 
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
-import onnxruntime as ort
+from peer_common import arguments
+from peer_common import session as ort_session
 from pytriton.decorators import batch
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 from pytriton.triton import Triton, TritonConfig
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--threads", type=int, default=1)
+    parser = arguments()
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--delay-us", type=int, default=0)
     parser.add_argument("--input-dims", required=True, help="non-batch dims, e.g. 64 or 3x320x320")
     args = parser.parse_args()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    session = ort.InferenceSession(args.model, options, providers=["CPUExecutionProvider"])
+    session = ort_session(args.model, args.threads)
     input_name = session.get_inputs()[0].name
     outputs = session.get_outputs()
 
