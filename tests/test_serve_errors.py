@@ -149,3 +149,22 @@ def test_metrics_are_prometheus_text(server: BackgroundServer) -> None:
     for name in ("nv_inference_request_success", "nv_inference_count", "nv_inference_exec_count",
                  "nv_inference_queue_duration_us", "tierml_request_duration_seconds_bucket", "tierml_batch_size_count"):
         assert f'{name}{{model="mlp",version="1"' in text, name
+
+
+def test_head_has_no_body_and_keeps_the_connection_usable(server: BackgroundServer) -> None:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("HEAD", "/v2")
+    head = conn.getresponse()
+    assert head.status == 200 and head.read() == b"" and int(head.getheader("content-length")) > 0
+    conn.request("GET", "/v2/health/live")
+    assert json.loads(conn.getresponse().read()) == {"live": True}
+    conn.close()
+
+
+def test_port_in_use_is_a_user_error(server: BackgroundServer) -> None:
+    from tierml.errors import TiermlError
+
+    with pytest.raises(TiermlError, match="cannot listen"):
+        BackgroundServer(ServeOptions(server.server.options.repository, port=server.port))

@@ -50,6 +50,7 @@ class Batcher:
         levels = max(1, self.batching.priority_levels)
         self._queues: list[deque[_Pending]] = [deque() for _ in range(levels)]
         self._queued = 0
+        self._with_deadline = 0  # queued requests that carry a timeout (the queue is scanned only then)
         self._cond = threading.Condition()
         self._closed = False
         self._threads = [threading.Thread(target=self._work, args=(r,), name=f"{config.name}-instance-{i}",
@@ -77,6 +78,7 @@ class Batcher:
                                  f"{len(queue)} requests (max_queue_size {policy.max_queue_size}); retry later", 1)
             queue.append(pending)
             self._queued += 1
+            self._with_deadline += 1 if pending.deadline_ns else 0
             self._cond.notify()
         return pending.future
 
@@ -159,14 +161,18 @@ class Batcher:
             while queue and len(batch) < count:
                 batch.append(queue.popleft())
         self._queued -= len(batch)
+        self._with_deadline -= sum(1 for p in batch if p.deadline_ns)
         return batch
 
     def _expire(self, now: int) -> None:
+        if not self._with_deadline:
+            return
         for queue in self._queues:
             expired = [p for p in queue if p.deadline_ns and p.deadline_ns <= now]
             for pending in expired:
                 queue.remove(pending)
                 self._queued -= 1
+                self._with_deadline -= 1
                 self.stats.record_reject()
                 waited_ms = (now - pending.enqueued_ns) / 1e6
                 _deliver(pending, overloaded(self.reject_status, f"request timed out after {waited_ms:.1f} ms in the "

@@ -135,6 +135,8 @@ class _Connection(asyncio.Protocol):
         self.server.connections.discard(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
         self.last_activity = time.monotonic()
         if not self.receiving_since:
             self.receiving_since = self.last_activity
@@ -200,7 +202,8 @@ class _Connection(asyncio.Protocol):
         while self.pending and not self.closed:
             request = self.pending.popleft()
             response = await self.server.handler(request)
-            self.write(response, request.headers.get("accept-encoding", ""), request.keep_alive)
+            self.write(response, request.headers.get("accept-encoding", ""), request.keep_alive,
+                       request.method == "HEAD")
             if len(self.pending) <= 4 and not self.closed:
                 self.transport.resume_reading()
         self.busy = False
@@ -208,7 +211,7 @@ class _Connection(asyncio.Protocol):
         if self.server.draining:
             self.transport.close()
 
-    def write(self, response: Response, accept_encoding: str, keep_alive: bool) -> None:
+    def write(self, response: Response, accept_encoding: str, keep_alive: bool, head_only: bool = False) -> None:
         if self.closed:
             return
         body = response.body
@@ -224,7 +227,7 @@ class _Connection(asyncio.Protocol):
         if close:
             head.append("connection: close\r\n")
         self.transport.write(b"".join([head[0].encode(), self.server.date, "".join(head[1:]).encode(), b"\r\n",
-                                       body]))
+                                       b"" if head_only else body]))
         if close:
             self.transport.close()
 

@@ -97,7 +97,8 @@ class Repository:
         """Load or reload a model; on failure the previous versions keep serving and the error says why."""
         with self._lock:
             previous = self.models.get(name)
-            self.states[name] = ModelState("LOADING", fingerprint=self.states.get(name, ModelState("")).fingerprint)
+            if previous is None:  # a reload keeps the model READY: its last good version serves meanwhile
+                self.states[name] = ModelState("LOADING")
             try:
                 fresh, fingerprint = self._build(name, previous)
             except (ConfigError, TiermlError, OSError) as exc:

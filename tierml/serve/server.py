@@ -65,7 +65,12 @@ class Server:
             except ServeError as exc:
                 self.repository.close()
                 raise TiermlError(str(exc)) from None
-        self.port = await self.http.start(self.options.host, self.options.port)
+        try:
+            self.port = await self.http.start(self.options.host, self.options.port)
+        except OSError as exc:
+            self.repository.close()
+            raise TiermlError(f"cannot listen on {self.options.host}:{self.options.port} ({exc.strerror}); choose "
+                              "another --port (or --port 0 for any free one)") from None
         if self.options.control == "poll":
             self._poller = loop.create_task(self._poll())
         return self.port

@@ -86,9 +86,9 @@ class ModelStats:
                 self.request_seconds.observe(ns / 1e9)
 
     def record_reject(self) -> None:
+        """A request turned away by a full queue or an expired timeout (its failure is counted as a request)."""
         with self._lock:
             self.rejected += 1
-            self.fail.add(0)
 
     def to_triton(self) -> dict[str, Any]:
         """One entry of Triton's `model_stats` list."""
