@@ -23,6 +23,7 @@ def test_ray_engine_serves_the_same_protocol_with_batching(tmp_path) -> None:
     with ServerProcess(tmp_path, "--engine", "ray", "--replicas", "2", ready_timeout_s=240) as server:
         with triton.InferenceServerClient(f"127.0.0.1:{server.port}") as client:
             assert client.get_model_metadata("mlp")["inputs"][0]["shape"] == [-1, 64]
+            assert "schedule_policy" not in client.get_server_metadata()["extensions"]
             for binary in (False, True):
                 tensor = triton.InferInput("x", [3, 64], "FP32")
                 tensor.set_data_from_numpy(x, binary_data=binary)

@@ -27,6 +27,7 @@ from tierml.serve.config import ModelConfig
 from tierml.serve.errors import overloaded
 from tierml.serve.executor import Executor, ExecutorFactory
 from tierml.serve.protocol import InferRequest
+from tierml.serve.routes import EXTENSIONS
 from tierml.serve.runner import Runner
 from tierml.serve.server import ServeOptions, Server
 from tierml.serve.stats import ModelStats
@@ -118,7 +119,9 @@ def run(options: ServeOptions, replicas: int, on_ready: Callable[[int], None] | 
     try:
         serve.start(proxy_location="Disabled")
         with asyncio.Runner() as runner:
-            runner.run(Server(options, ray_executor_factory(replicas)).run(on_ready))
+            # Ray's batcher has no priorities or timeouts: the schedule_policy extension is not offered.
+            extensions = tuple(e for e in EXTENSIONS if e != "schedule_policy")
+            runner.run(Server(options, ray_executor_factory(replicas), extensions).run(on_ready))
     finally:
         serve.shutdown()
         ray.shutdown()

@@ -25,8 +25,8 @@ from tierml.serve.http import Request, Response
 from tierml.serve.protocol import encode_response, parse_request
 from tierml.serve.repository import Repository, ServedVersion
 
-EXTENSIONS = ["binary_tensor_data", "model_repository", "model_configuration", "statistics", "schedule_policy",
-              "parameters"]
+EXTENSIONS = ("binary_tensor_data", "model_repository", "model_configuration", "statistics", "schedule_policy",
+              "parameters")
 OFFLOAD_PARSE_BYTES = 256 * 1024  # bodies this big are parsed on a worker thread, not the event loop
 access_logger = logging.getLogger("tierml.serve.access")
 logger = logging.getLogger("tierml.serve")
@@ -48,6 +48,7 @@ class App:
     control: str = "none"
     token: str | None = None
     access_log: bool = False
+    extensions: tuple[str, ...] = EXTENSIONS
     draining: bool = False
 
     async def handle(self, request: Request) -> Response:
@@ -125,7 +126,7 @@ class App:
         return _json({"ready": True})
 
     async def _server_metadata(self, request: Request) -> Response:
-        return _json({"name": "tierml", "version": tierml.__version__, "extensions": EXTENSIONS})
+        return _json({"name": "tierml", "version": tierml.__version__, "extensions": list(self.extensions)})
 
     async def _all_stats(self, request: Request) -> Response:
         return self._stats(None, None)

@@ -17,7 +17,7 @@ from tierml.serve.errors import ServeError
 from tierml.serve.executor import ExecutorFactory, builtin_executor
 from tierml.serve.http import HttpServer, Limits
 from tierml.serve.repository import CONTROL_MODES, Repository
-from tierml.serve.routes import App, error_body
+from tierml.serve.routes import EXTENSIONS, App, error_body
 
 logger = logging.getLogger("tierml.serve")
 
@@ -48,10 +48,11 @@ class ServeOptions:
 class Server:
     """One built-in server: `start` loads the models and listens; `stop` drains and unloads."""
 
-    def __init__(self, options: ServeOptions, executor_factory: ExecutorFactory = builtin_executor) -> None:
+    def __init__(self, options: ServeOptions, executor_factory: ExecutorFactory = builtin_executor,
+                 extensions: tuple[str, ...] = EXTENSIONS) -> None:
         self.options = options
         self.repository = Repository(options.repository, options.reject_status, executor_factory)
-        self.app = App(self.repository, options.control, options.token, options.access_log)
+        self.app = App(self.repository, options.control, options.token, options.access_log, extensions)
         self.http = HttpServer(self.app.handle, error_body, Limits(max_body_bytes=options.max_body_bytes))
         self.port = 0
         self._poller: asyncio.Task | None = None
