@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import yaml
@@ -95,3 +96,36 @@ def test_pbtxt_parser_fails_only_with_its_own_error(text: str) -> None:
     except PbtxtError:
         return
     assert isinstance(result, dict)
+
+
+def test_thread_budget_instances_times_threads_fit_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each instance is one session; the threads it starts (its batcher thread, which runs the session, plus
+    ORT's intra-op pool) add up to instances x intra-op threads, never more than the cores."""
+    from tierml.serve.executor import builtin_executor
+    from tierml.serve.stats import ModelStats
+
+    def threads_now() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    for group, threads, each in [({"count": 1}, None, 4), ({"count": 2}, None, 2), ({"count": 4}, None, 1),
+                                 ({"count": 1}, 2, 2), ({"count": 2}, 2, 2)]:
+        raw = {"instance_group": [group]} | ({"parameters": {"intra_op_thread_count": threads}} if threads else {})
+        config = build_config(raw, "mlp", mlp(), "config.yaml")
+        assert config.threads() == each and config.to_triton()["parameters"]["intra_op_thread_count"] == {
+            "string_value": str(each)}
+        before = threads_now()
+        executor = builtin_executor(config, mlp().SerializeToString(), ModelStats("mlp", 1), 503)
+        started = threads_now() - before
+        executor.close()
+        assert started == group["count"] * each <= 4, (raw, started)
+        deadline = time.monotonic() + 5  # a joined thread leaves /proc a moment after Python sees it finish
+        while threads_now() != before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert threads_now() == before, "closing the executor stops its threads"
+    with pytest.raises(ConfigError, match=r"5 instance\(s\) x 1 intra-op thread\(s\) = 5 threads on 4 core\(s\) "
+                       "oversubscribes the CPU; lower instance_group count to at most 4"):
+        build_config({"instance_group": [{"count": 5}]}, "mlp", mlp(), "config.pbtxt")
+    with pytest.raises(ConfigError, match=r"2 instance\(s\) x 3 intra-op thread\(s\) = 6 threads"):
+        build_config({"instance_group": [{"count": 2}], "parameters": {"intra_op_thread_count": 3}}, "mlp", mlp(),
+                     "config.pbtxt")

@@ -296,10 +296,12 @@ def _instances(raw: dict[str, Any]) -> tuple[int, int]:
         threads = _int(text, "intra_op_thread_count", 1)
     count = count or 1
     cores = os.cpu_count() or 1
-    if threads and count * threads > cores:
-        raise ValueError(f"{count} instance(s) x {threads} intra-op thread(s) = {count * threads} threads on "
-                         f"{cores} core(s) oversubscribes the CPU; lower instance_group count or "
-                         "intra_op_thread_count (or omit it: tierml gives each instance cores / instances)")
+    used = threads or max(1, cores // count)  # what ModelConfig.threads() gives each instance
+    if count * used > cores:
+        fix = ("lower instance_group count or intra_op_thread_count (or omit it: tierml gives each instance "
+               "cores / instances)") if threads else f"lower instance_group count to at most {cores}"
+        raise ValueError(f"{count} instance(s) x {used} intra-op thread(s) = {count * used} threads on "
+                         f"{cores} core(s) oversubscribes the CPU; {fix}")
     return count, threads
 
 
