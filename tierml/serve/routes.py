@@ -140,10 +140,12 @@ class App:
         entries: list[dict[str, Any]] = []
         for name in sorted(set(self.repository.names()) | set(self.repository.models)):
             model = self.repository.models.get(name)
-            if model is not None:
-                entries += [{"name": name, "version": str(v), "state": "READY"} for v in sorted(model.versions)]
+            state = self.repository.states.get(name)
+            if model is not None:  # a reason here says why the last reload failed (this version kept serving)
+                reason = {"reason": state.reason} if state and state.reason else {}
+                entries += [{"name": name, "version": str(v), "state": "READY", **reason}
+                            for v in sorted(model.versions)]
             elif not ready_only:
-                state = self.repository.states.get(name)
                 entries.append({"name": name, "state": state.state if state else "UNAVAILABLE",
                                 "reason": state.reason if state else "not loaded"})
         return _json(entries)
