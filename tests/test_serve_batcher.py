@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import threading
 import time
 
 import numpy as np
@@ -141,3 +142,40 @@ def test_bad_request_in_a_batch_does_not_fail_its_neighbours(tmp_path) -> None:
         with pytest.raises(ServeError, match="could not run these inputs") as caught:
             client.infer("m", {"x": np.ones((1, 3), np.float32)})
         assert caught.value.status == 400
+
+
+def test_inference_runs_off_the_event_loop(tmp_path) -> None:
+    """While the instance runs long executions back to back, health probes are answered at once."""
+    write_model(tmp_path, "m", slow_model(1024, 24), "max_batch_size: 256\ndynamic_batching { }\n"
+                "parameters { key: \"intra_op_thread_count\" value { string_value: \"1\" } }\n")
+    x = np.full((256, 1024), 0.1, np.float32)
+    with BackgroundServer(ServeOptions(tmp_path, port=0)) as server:
+        with InferenceClient(server.url) as client:
+            start = time.perf_counter()
+            client.infer("m", {"x": x})
+            execution_s = time.perf_counter() - start
+        busy = threading.Event()
+        busy.set()
+
+        def load() -> None:
+            with InferenceClient(server.url) as client:
+                for _ in range(max(3, int(1.5 / execution_s))):
+                    client.infer("m", {"x": x})
+            busy.clear()
+
+        loaders = [threading.Thread(target=load) for _ in range(2)]
+        for t in loaders:
+            t.start()
+        probes = []
+        while busy.is_set():
+            start = time.perf_counter()
+            assert call(server.port, "GET", "/v2/health/live")[0] == 200
+            probes.append(time.perf_counter() - start)
+            time.sleep(0.005)
+        for t in loaders:
+            t.join(60)
+    probes.sort()
+    print(f"execution {execution_s * 1000:.0f} ms; {len(probes)} probes, median {probes[len(probes) // 2] * 1000:.1f} "
+          f"ms, max {probes[-1] * 1000:.1f} ms")
+    assert len(probes) >= 20 and execution_s > 0.05
+    assert probes[len(probes) // 2] < execution_s / 10 and probes[-1] < execution_s / 2, (execution_s, probes[-5:])

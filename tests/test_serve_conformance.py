@@ -106,6 +106,7 @@ def test_statistics(client: triton.InferenceServerClient) -> None:
     stats = client.get_inference_statistics("mlp")["model_stats"][0]
     assert stats["name"] == "mlp" and stats["inference_count"] >= 2 and stats["execution_count"] >= 1
     assert stats["inference_stats"]["success"]["count"] >= 1
+    assert stats["inference_stats"]["queue"]["count"] >= 1 and stats["inference_stats"]["queue"]["ns"] > 0
     assert any(b["batch_size"] >= 2 for b in stats["batch_stats"])
     everything = client.get_inference_statistics()["model_stats"]
     assert {s["name"] for s in everything} == {"mlp", "digits", "identity"}

@@ -141,14 +141,41 @@ def test_pipelined_requests_answer_in_order(server: BackgroundServer) -> None:
     assert ids == ["0", "1", "2", "3", "4"]
 
 
-def test_metrics_are_prometheus_text(server: BackgroundServer) -> None:
-    assert call(server.port, "POST", INFER, infer_body(X))[0] == 200
-    status, headers, body = call(server.port, "GET", "/metrics")
-    text = body.decode()
+def scrape(port: int) -> dict[str, float]:
+    """`/metrics` as {'name{labels}': value}."""
+    status, headers, body = call(port, "GET", "/metrics")
     assert status == 200 and headers["content-type"].startswith("text/plain")
-    for name in ("nv_inference_request_success", "nv_inference_count", "nv_inference_exec_count",
-                 "nv_inference_queue_duration_us", "tierml_request_duration_seconds_bucket", "tierml_batch_size_count"):
-        assert f'{name}{{model="mlp",version="1"' in text, name
+    samples = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            samples[key] = float(value)
+    return samples
+
+
+def test_metrics_count_each_models_requests(server: BackgroundServer) -> None:
+    before = scrape(server.port)
+    for _ in range(3):
+        assert call(server.port, "POST", INFER, infer_body(X))[0] == 200
+    assert call(server.port, "POST", INFER, tensor(name="q"))[0] == 400
+    after = scrape(server.port)
+
+    def delta(name: str, extra: str = "") -> float:
+        key = f'{name}{{model="mlp",version="1"{extra}}}'
+        return after[key] - before.get(key, 0.0)
+
+    assert delta("nv_inference_request_success") == 3 and delta("nv_inference_request_failure") == 1
+    assert delta("nv_inference_count") == 3  # rows
+    executions = delta("nv_inference_exec_count")
+    assert 1 <= executions <= 3 and delta("tierml_batch_size_count") == executions
+    assert delta("nv_inference_request_duration_us") > 0 and delta("nv_inference_compute_infer_duration_us") > 0
+    assert delta("nv_inference_queue_duration_us") >= 0
+    for histogram, count in (("tierml_request_duration_seconds", 3), ("tierml_queue_duration_seconds", 3),
+                             ("tierml_batch_size", executions)):
+        assert delta(f"{histogram}_count") == count and delta(f"{histogram}_bucket", ',le="+Inf"') == count
+    assert delta("tierml_batch_size_bucket", ',le="1"') == executions  # one row each: nothing to batch
+    untouched = 'nv_inference_request_success{model="digits",version="1"}'
+    assert after[untouched] == before[untouched]
 
 
 def test_head_has_no_body_and_keeps_the_connection_usable(server: BackgroundServer) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from serve_support import ServerProcess, slow_model, write_model
 
@@ -83,6 +84,27 @@ def read_response(sock: socket.socket) -> tuple[str, bool]:
             raise ConnectionResetError("closed mid-response")
         rest += chunk
     return lines[0].split()[1], headers.get("connection") == "close"
+
+
+def listening_addresses(port: int) -> list[str]:
+    """Local addresses of the sockets listening on `port` (Linux /proc/net/tcp{,6}; hex as the kernel writes it)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, _, hex_port = fields[1].partition(":")
+            if fields[3] == "0A" and int(hex_port, 16) == port:
+                found.append(address)
+    return found
+
+
+def test_cli_binds_loopback_only_by_default(tmp_path) -> None:
+    write_model(tmp_path, "m", slow_model(8, 1))
+    with ServerProcess(tmp_path) as server:
+        addresses = listening_addresses(server.port)
+        banner = server.output()
+    assert addresses == ["0100007F"], addresses  # 127.0.0.1, nothing else (no 0.0.0.0, no ::)
+    assert f"listening on http://127.0.0.1:{server.port}" in banner
 
 
 def test_cli_bad_repository_is_one_line_exit_2(tmp_path) -> None:
