@@ -61,6 +61,17 @@ def test_pbtxt_yaml_equivalence() -> None:
     assert from_pbtxt.version_policy.select([1, 2, 3]) == [2, 3]
 
 
+@pytest.mark.parametrize(("block", "chosen"), [
+    (None, [3]), ({"latest": {"num_versions": 2}}, [2, 3]), ({"all": {}}, [1, 2, 3]),
+    ({"specific": {"versions": [1, 3, 7]}}, [1, 3]),
+])
+def test_version_policy_selects(block: dict | None, chosen: list[int]) -> None:
+    raw = {} if block is None else {"version_policy": block}
+    config = build_config(raw, "mlp", mlp(), "config.yaml")
+    assert config.version_policy.select([3, 1, 2]) == chosen
+    assert next(iter(config.to_triton()["version_policy"])) == next(iter(block or {"latest": {}}))
+
+
 def test_auto_complete_from_onnx() -> None:
     config = build_config({}, "mlp", mlp(), "folder")
     assert [(t.name, t.datatype, t.dims) for t in config.inputs] == [("x", "FP32", (64,))]
