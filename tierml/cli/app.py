@@ -393,6 +393,59 @@ def calibrate(
     emit(result, as_json, lambda: calibration_view(result))
 
 
+@app.command()
+def serve(
+    repository: Annotated[Path, typer.Argument(help="model repository: <repo>/<model>/<version>/model.onnx")],
+    host: Annotated[str, typer.Option(help="address to bind (loopback by default; 0.0.0.0 exposes it)")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="HTTP port (0: any free port)")] = 8000,
+    token: Annotated[str | None, typer.Option(
+        envvar="TIERML_SERVE_TOKEN", help="require 'Authorization: Bearer TOKEN' (health routes stay open)")] = None,
+    model_control_mode: Annotated[str, typer.Option(help="none | explicit (load/unload API) | poll")] = "none",
+    load_model: Annotated[list[str] | None, typer.Option(
+        help="explicit mode: model to load at start (repeatable; '*' = all)")] = None,
+    poll_seconds: Annotated[float, typer.Option(min=0.1, help="poll mode: seconds between repository scans")
+                            ] = 5.0,
+    max_body_mb: Annotated[float, typer.Option(min=0.001, help="largest request body accepted (413 beyond)")
+                           ] = 64.0,
+    reject_status: Annotated[int, typer.Option(help="status for a full queue or an expired timeout: 503 or 429")
+                             ] = 503,
+    access_log: Annotated[bool, typer.Option("--access-log", help="one JSON line per request on stderr")] = False,
+    engine: Annotated[str, typer.Option(help="builtin | ray (Ray Serve deployment; pip install 'tierml[ray]')")
+                      ] = "builtin",
+    replicas: Annotated[int, typer.Option(min=1, help="--engine ray: replicas per model")] = 1,
+) -> None:
+    """Serve a model repository over the Open Inference Protocol (KServe V2 / Triton HTTP), with dynamic batching."""
+    import logging
+
+    try:
+        from tierml.serve.server import ServeOptions
+    except ImportError as exc:
+        raise TiermlError(f"tierml serve needs its extra ({exc}): pip install 'tierml[serve]'") from None
+
+    options = ServeOptions(repository=repository, host=host, port=port, token=token, control=model_control_mode,
+                           load_models=load_model or [], poll_seconds=poll_seconds,
+                           max_body_bytes=int(max_body_mb * 1024 * 1024), reject_status=reject_status,
+                           access_log=access_log)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+    def ready(bound: int) -> None:
+        err.print(f"tierml serve ({engine}): listening on http://{host}:{bound} - models from {repository}")
+
+    if engine == "builtin":
+        from tierml.serve.server import run
+
+        run(options, ready)
+    elif engine == "ray":
+        try:
+            from tierml.serve.ray_engine import run as run_ray
+        except ImportError as exc:
+            raise TiermlError(f"--engine ray needs Ray Serve ({exc}): pip install 'tierml[ray]'") from None
+        run_ray(options, replicas, ready)
+    else:
+        raise TiermlError(f"--engine must be builtin or ray, not '{engine}'")
+
+
 def main() -> None:
     """Entry point: user errors are one line on stderr and exit code 2, never a traceback.
 

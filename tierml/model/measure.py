@@ -44,14 +44,25 @@ class LatencyStats(BaseModel):
     per_node: list[NodeTiming] = []
 
 
-def make_session(model: onnx.ModelProto | bytes, threads: int = 1, profile_dir: Path | None = None
-                 ) -> ort.InferenceSession:
-    """A CPU session with an explicit thread budget (intra-op threads; inter-op 1, sequential)."""
+def make_session(model: onnx.ModelProto | bytes, threads: int = 1, profile_dir: Path | None = None,
+                 optimization: str = "all", spin: bool = True) -> ort.InferenceSession:
+    """A CPU session with an explicit thread budget (intra-op threads; inter-op 1, sequential).
+
+    `spin=False` stops idle intra-op threads from busy-waiting for the next run: a server needs those
+    cycles for its HTTP loop; a timing loop is faster with them spinning.
+    """
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = {
+        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[optimization]
     options.log_severity_level = 3
     if profile_dir is not None:
         options.enable_profiling = True

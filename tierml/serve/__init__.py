@@ -1,0 +1,1 @@
+"""`tierml serve`: an Open Inference Protocol (KServe V2 / Triton HTTP) server with dynamic batching."""
