@@ -11,36 +11,60 @@ typedef struct {
     int32_t act_max;
 } tml_rows;
 
+#if TML_DSP
+/* acc + four int8 weights . four int8 inputs, the inputs already split into even and odd halves. */
+static inline int32_t tml_mac4(int32_t acc, const int8_t *w, int32_t x_even, int32_t x_odd)
+{
+    const int32_t wv = tml_load4(w);
+    acc = __smlad(__sxtb16(wv), x_even, acc);
+    return __smlad(__sxtb16(tml_ror8(wv)), x_odd, acc);
+}
+#endif
+
 static void tml_dot_rows(const tml_rows *p, const int8_t *x, int8_t *out)
 {
     int r = 0;
 #if TML_DSP
-    /* Two rows at a time share each SXTB16 of the input: 8 MACs per 2 SMLAD pairs. */
-    for (; r + 1 < p->rows; r += 2) {
-        const int8_t *w0 = p->weights + r * p->depth;
-        const int8_t *w1 = w0 + p->depth;
-        int32_t acc0 = p->bias[r];
-        int32_t acc1 = p->bias[r + 1];
+    /* Four rows at a time share each SXTB16 of the input: 16 MACs per 8 SMLADs. */
+    for (; r + 3 < p->rows; r += 4) {
+        const int8_t *w = p->weights + r * p->depth;
+        const int d = p->depth;
+        int32_t acc0 = p->bias[r], acc1 = p->bias[r + 1], acc2 = p->bias[r + 2], acc3 = p->bias[r + 3];
         int i = 0;
-        for (; i + 4 <= p->depth; i += 4) {
+        for (; i + 4 <= d; i += 4) {
             const int32_t xv = tml_load4(x + i);
             const int32_t x_even = __sxtb16(xv);
             const int32_t x_odd = __sxtb16(tml_ror8(xv));
-            const int32_t wa = tml_load4(w0 + i);
-            const int32_t wb = tml_load4(w1 + i);
-            acc0 = __smlad(__sxtb16(wa), x_even, acc0);
-            acc0 = __smlad(__sxtb16(tml_ror8(wa)), x_odd, acc0);
-            acc1 = __smlad(__sxtb16(wb), x_even, acc1);
-            acc1 = __smlad(__sxtb16(tml_ror8(wb)), x_odd, acc1);
+            acc0 = tml_mac4(acc0, w + i, x_even, x_odd);
+            acc1 = tml_mac4(acc1, w + d + i, x_even, x_odd);
+            acc2 = tml_mac4(acc2, w + 2 * d + i, x_even, x_odd);
+            acc3 = tml_mac4(acc3, w + 3 * d + i, x_even, x_odd);
         }
-        for (; i < p->depth; i++) {
-            acc0 += x[i] * w0[i];
-            acc1 += x[i] * w1[i];
+        for (; i < d; i++) {
+            acc0 += x[i] * w[i];
+            acc1 += x[i] * w[d + i];
+            acc2 += x[i] * w[2 * d + i];
+            acc3 += x[i] * w[3 * d + i];
         }
         out[r] = tml_output(acc0, p->multiplier[r], p->shift[r], p->out_zp, p->act_min, p->act_max);
         out[r + 1] = tml_output(acc1, p->multiplier[r + 1], p->shift[r + 1], p->out_zp, p->act_min, p->act_max);
+        out[r + 2] = tml_output(acc2, p->multiplier[r + 2], p->shift[r + 2], p->out_zp, p->act_min, p->act_max);
+        out[r + 3] = tml_output(acc3, p->multiplier[r + 3], p->shift[r + 3], p->out_zp, p->act_min, p->act_max);
     }
-#endif
+    for (; r < p->rows; r++) {
+        const int8_t *w = p->weights + r * p->depth;
+        int32_t acc = p->bias[r];
+        int i = 0;
+        for (; i + 4 <= p->depth; i += 4) {
+            const int32_t xv = tml_load4(x + i);
+            acc = tml_mac4(acc, w + i, __sxtb16(xv), __sxtb16(tml_ror8(xv)));
+        }
+        for (; i < p->depth; i++) {
+            acc += x[i] * w[i];
+        }
+        out[r] = tml_output(acc, p->multiplier[r], p->shift[r], p->out_zp, p->act_min, p->act_max);
+    }
+#else
     for (; r < p->rows; r++) {
         const int8_t *w = p->weights + r * p->depth;
         int32_t acc = p->bias[r];
@@ -50,4 +74,5 @@ static void tml_dot_rows(const tml_rows *p, const int8_t *x, int8_t *out)
         }
         out[r] = tml_output(acc, p->multiplier[r], p->shift[r], p->out_zp, p->act_min, p->act_max);
     }
+#endif
 }
