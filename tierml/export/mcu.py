@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,8 +138,8 @@ def _measure_flash_and_stack(folder: Path, compiled: Compiled) -> tuple[int, int
         return (code, compiled.source.const_bytes + code, "estimate: constants counted, code ~700 B per kernel",
                 STACK_ESTIMATE, "assumption (no arm-none-eabi-gcc to measure)")
     obj = folder / "model_m4.o"
-    subprocess.run(["arm-none-eabi-gcc", *build.M4_FLAGS, "-O2", "-fstack-usage", "-c", str(folder / "model.c"),
-                    "-o", str(obj)], check=True, capture_output=True, cwd=folder)
+    build.run_tool(["arm-none-eabi-gcc", *build.M4_FLAGS, "-O2", "-fstack-usage", "-c", str(folder / "model.c"),
+                    "-o", str(obj)], "Cortex-M4 compile of model.c (for its size)", cwd=folder)
     text, data, _ = build.elf_sizes(obj)
     usage = obj.with_suffix(".su")
     frames = [int(line.split("\t")[1]) for line in usage.read_text().splitlines() if "\t" in line]

@@ -38,7 +38,7 @@ class Board:
 BOARDS = {"mps2-an386": Board("mps2-an386", "mps2-an386", 0x0, 0x20000000, 1024 * 1024, 256 * 1024)}
 
 
-def _run(cmd: list[str], what: str, cwd: Path | None = None, stdin: bytes | None = None,
+def run_tool(cmd: list[str], what: str, cwd: Path | None = None, stdin: bytes | None = None,
          timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
     try:
         result = subprocess.run(cmd, cwd=cwd, input=stdin, capture_output=True, timeout=timeout, check=False)
@@ -64,8 +64,8 @@ def build_host(folder: Path, sanitize: bool = False, extra: list[str] | None = N
     (folder / "host_main.c").write_text(kernel_source("host_main.c"))
     exe = folder / ("model_host_san" if sanitize else "model_host")
     flags = HOST_FLAGS + (SANITIZE if sanitize else []) + (extra or [])
-    _run([compiler, *flags, "-I", str(folder), str(folder / "model.c"), str(folder / "host_main.c"), "-o", str(exe)],
-         "host build of the generated C")
+    sources = [str(folder / "model.c"), str(folder / "host_main.c")]
+    run_tool([compiler, *flags, "-I", str(folder), *sources, "-o", str(exe)], "host build of the generated C")
     return exe
 
 
@@ -129,7 +129,7 @@ def build_arm(folder: Path, board: Board, inputs: np.ndarray, output_size: int, 
     (build / "board.ld").write_text(script)
     elf = build / "model.elf"
     flags = [*M4_FLAGS, optimize, *([] if dsp else ["-DTML_PLAIN_C"])]
-    _run(["arm-none-eabi-gcc", *flags, "-I", str(folder), "-I", str(build), "--specs=nano.specs",
+    run_tool(["arm-none-eabi-gcc", *flags, "-I", str(folder), "-I", str(build), "--specs=nano.specs",
           "--specs=rdimon.specs", "-nostartfiles", "-T", str(build / "board.ld"), "-Wl,--gc-sections",
           f"-Wl,-Map={build / 'model.map'}", str(build / "startup.c"), str(build / "arm_main.c"),
           str(folder / "model.c"), "-o", str(elf)], f"Cortex-M4 build for {board.name}")
@@ -138,14 +138,14 @@ def build_arm(folder: Path, board: Board, inputs: np.ndarray, output_size: int, 
 
 def elf_sizes(elf: Path) -> tuple[int, int, int]:
     """text, data, bss of an ELF (arm-none-eabi-size, Berkeley format)."""
-    out = _run(["arm-none-eabi-size", str(elf)], "arm-none-eabi-size").stdout.decode().splitlines()
+    out = run_tool(["arm-none-eabi-size", str(elf)], "arm-none-eabi-size").stdout.decode().splitlines()
     text, data, bss = (int(v) for v in out[1].split()[:3])
     return text, data, bss
 
 
 def symbol_sizes(elf: Path) -> dict[str, int]:
     """Every sized symbol of an ELF (arm-none-eabi-nm -S)."""
-    out = _run(["arm-none-eabi-nm", "-S", str(elf)], "arm-none-eabi-nm").stdout.decode().splitlines()
+    out = run_tool(["arm-none-eabi-nm", "-S", str(elf)], "arm-none-eabi-nm").stdout.decode().splitlines()
     sizes: dict[str, int] = {}
     for line in out:
         parts = line.split()
@@ -169,7 +169,7 @@ def plugin_path(work: Path) -> Path | None:
 
 def run_arm(elf: Path, board: Board, output_size: int, count: int, plugin: Path | None) -> ArmRun:
     """Run the ELF under qemu-system-arm with semihosting; parse outputs and the instruction count."""
-    symbols = _run(["arm-none-eabi-nm", str(elf)], "arm-none-eabi-nm").stdout.decode()
+    symbols = run_tool(["arm-none-eabi-nm", str(elf)], "arm-none-eabi-nm").stdout.decode()
     cmd = ["qemu-system-arm", "-M", board.machine, "-nographic", "-semihosting", "-kernel", str(elf)]
     log = elf.with_suffix(".insn")
     if plugin is not None:
@@ -179,7 +179,7 @@ def run_arm(elf: Path, board: Board, output_size: int, count: int, plugin: Path 
             log.unlink(missing_ok=True)
             cmd += ["-plugin", f"{plugin},on=0x{begin.group(1)},off=0x{end.group(1)}", "-d", "plugin",
                     "-D", str(log)]
-    result = _run(cmd, f"QEMU run on {board.name}", timeout=600)
+    result = run_tool(cmd, f"QEMU run on {board.name}", timeout=600)
     lines = result.stdout.decode(errors="replace").splitlines()
     rows = [[int(v) for v in line.split()[1:]] for line in lines if line.startswith("out ")]
     if len(rows) != count or any(len(r) != output_size for r in rows):

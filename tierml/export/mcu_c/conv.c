@@ -49,7 +49,7 @@ static void tml_conv_pixel(const tml_conv_params *p, const int8_t *in, int oy, i
     int oc;
     (void)col;
     for (oc = 0; oc < r->rows; oc++) {
-        const int8_t *w = r->weights + oc * r->depth;
+        const int8_t *w = r->weights + (size_t)oc * (size_t)r->depth;
         int32_t acc = r->bias[oc];
         int ky, kx, ci;
         for (ky = 0; ky < p->k_h; ky++) {

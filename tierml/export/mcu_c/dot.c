@@ -23,12 +23,12 @@ static inline int32_t tml_mac4(int32_t acc, const int8_t *w, int32_t x_even, int
 
 static void tml_dot_rows(const tml_rows *p, const int8_t *x, int8_t *out)
 {
+    const int d = p->depth;
+    const int8_t *w = p->weights;
     int r = 0;
 #if TML_DSP
     /* Four rows at a time share each SXTB16 of the input: 16 MACs per 8 SMLADs. */
-    for (; r + 3 < p->rows; r += 4) {
-        const int8_t *w = p->weights + r * p->depth;
-        const int d = p->depth;
+    for (; r + 3 < p->rows; r += 4, w += 4 * d) {
         int32_t acc0 = p->bias[r], acc1 = p->bias[r + 1], acc2 = p->bias[r + 2], acc3 = p->bias[r + 3];
         int i = 0;
         for (; i + 4 <= d; i += 4) {
@@ -51,25 +51,23 @@ static void tml_dot_rows(const tml_rows *p, const int8_t *x, int8_t *out)
         out[r + 2] = tml_output(acc2, p->multiplier[r + 2], p->shift[r + 2], p->out_zp, p->act_min, p->act_max);
         out[r + 3] = tml_output(acc3, p->multiplier[r + 3], p->shift[r + 3], p->out_zp, p->act_min, p->act_max);
     }
-    for (; r < p->rows; r++) {
-        const int8_t *w = p->weights + r * p->depth;
+    for (r = p->rows & ~3; r < p->rows; r++, w += d) {  /* the last rows % 4 */
         int32_t acc = p->bias[r];
         int i = 0;
-        for (; i + 4 <= p->depth; i += 4) {
+        for (; i + 4 <= d; i += 4) {
             const int32_t xv = tml_load4(x + i);
             acc = tml_mac4(acc, w + i, __sxtb16(xv), __sxtb16(tml_ror8(xv)));
         }
-        for (; i < p->depth; i++) {
+        for (; i < d; i++) {
             acc += x[i] * w[i];
         }
         out[r] = tml_output(acc, p->multiplier[r], p->shift[r], p->out_zp, p->act_min, p->act_max);
     }
 #else
-    for (; r < p->rows; r++) {
-        const int8_t *w = p->weights + r * p->depth;
+    for (; r < p->rows; r++, w += d) {
         int32_t acc = p->bias[r];
         int i;
-        for (i = 0; i < p->depth; i++) {
+        for (i = 0; i < d; i++) {
             acc += x[i] * w[i];
         }
         out[r] = tml_output(acc, p->multiplier[r], p->shift[r], p->out_zp, p->act_min, p->act_max);
