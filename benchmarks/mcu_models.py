@@ -130,13 +130,31 @@ def kws() -> onnx.ModelProto:
     return net.model("input", (1, 1, 49, 10), net.node("Softmax", [net.gemm(x, 64, 12)], axis=-1))
 
 
+def op_zoo() -> onnx.ModelProto:
+    """Kernel corner cases (not an acceptance model): channels not a multiple of 4, depth multiplier 2,
+    dilation, in-place 1x1 widening, padded pools, Relu6, Concat of differently-ranged tensors."""
+    net = _Net(4)
+    x = net.conv("input", 6, 6, (3, 3), pads=1, group=6, act="relu6")
+    x = net.conv(x, 6, 12, (1, 1))  # widening 1x1: in place, walking backwards
+    w = net.rng.normal(0, 0.5, (24, 1, 3, 3))
+    x = net.node("Conv", [x, net._weight("w", w)], kernel_shape=[3, 3], pads=[2, 2, 2, 2], dilations=[2, 2],
+                 group=12)  # depth multiplier 2, dilation 2
+    x = net.conv(x, 24, 24, (3, 3), stride=2, pads=1, group=24, bn=False)  # 9x9 -> 5x5
+    y = net.node("MaxPool", [x], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    x = net.node("Concat", [x, net.conv(y, 24, 8, (3, 3), pads=1, act="none")], axis=1)
+    x = net.node("AveragePool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])  # 5x5 -> 3x3
+    x = net.node("Flatten", [net.node("GlobalAveragePool", [x])])
+    return net.model("input", (1, 6, 9, 9), net.node("Softmax", [net.gemm(x, 32, 5)], axis=-1))
+
+
 def _inputs(shape: tuple[int, ...], count: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).normal(0, 1, (count, *shape[1:])).astype(np.float32)
 
 
 def reference_models(names: list[str] | None = None, eval_count: int = 16) -> list[ReferenceModel]:
     """The models of the MCU acceptance tests and benchmark, with calibration and evaluation inputs."""
-    built = {"mlp": (mlp, (1, 64)), "ds_cnn": (ds_cnn, (1, 3, 17, 17)), "kws": (kws, (1, 1, 49, 10))}
+    built = {"mlp": (mlp, (1, 64)), "ds_cnn": (ds_cnn, (1, 3, 17, 17)), "kws": (kws, (1, 1, 49, 10)),
+             "op_zoo": (op_zoo, (1, 6, 9, 9))}
     models = []
     for name in names or ["mlp", "ds_cnn", "kws", "digits"]:
         if name == "digits":

@@ -32,7 +32,7 @@ from tierml.model.profile import analyze
 benchmarks_on_path()
 from mcu_models import reference_models  # noqa: E402
 
-MODELS = {m.name: m for m in reference_models(eval_count=12)}
+MODELS = {m.name: m for m in reference_models(["mlp", "ds_cnn", "kws", "digits", "op_zoo"], eval_count=12)}
 CLI = [sys.executable, "-m", "tierml.cli.app"]
 NO_ARM = arm_toolchain_missing()
 
@@ -91,10 +91,10 @@ def test_cortex_m4_under_qemu_is_bit_exact_and_dsp_is_cheaper(exported):
     plain, dsp = (qemu_run(c, folder, x, golden, "mps2-an386", k) for k in ("plain-c", "dsp"))
     assert plain.bit_exact and dsp.bit_exact
     assert plain.instructions and dsp.instructions
-    if name in ("digits", "kws"):  # conv-heavy
-        assert plain.instructions / dsp.instructions >= 1.5, (plain.instructions, dsp.instructions)
-    else:
+    if name == "op_zoo":  # pooling and odd channel counts: mostly plain-C work either way
         assert dsp.instructions < plain.instructions
+    else:  # conv/FC-heavy: the acceptance bar
+        assert plain.instructions / dsp.instructions >= 1.5, (plain.instructions, dsp.instructions)
 
 
 @settings(max_examples=300, deadline=None)

@@ -66,7 +66,7 @@ def scratch_sizes(layer: Layer, graph: Graph, in_place: bool) -> dict[str, int]:
             sizes["tmp"] = layer.weight.shape[0]
     elif layer.op == "depthwise" and in_place:
         out = graph.shapes[layer.output]
-        sizes["tmp"] = out[1] * out[2]
+        sizes["tmp"] = out[1] * out[2] * (4 if out[3] % 4 == 0 else 1)  # DSP kernels do four channels a pass
     return sizes
 
 
