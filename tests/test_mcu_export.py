@@ -165,3 +165,20 @@ def test_cli_refuses_a_model_too_big_for_the_board(tmp_path):
     assert "does not fit arduino-nano-33-ble-sense: flash" in result.stderr and "1,048,576 B" in result.stderr
     assert "over by" in result.stderr and "Traceback" not in result.stderr
     assert not Path(tmp_path / "c" / "model.c").exists()
+
+
+@pytest.mark.skipif(bool(NO_ARM), reason=f"Cortex-M4 build under QEMU skipped: {NO_ARM}")
+def test_cli_verify_on_the_board_counts_instructions(tmp_path, digits_path):
+    data = digits_path.parent / "data"
+    result = run_cli("export", digits_path, "--calib", data / "calib.npz", "--out", tmp_path / "c", "--verify",
+                     "--board", "mps2-an386", "--json")
+    assert result.returncode == 0, result.stderr
+    runs = {r["kernels"]: r for r in json.loads(result.stdout)["verification"]["qemu"]}
+    assert runs["plain-c"]["bit_exact"] and runs["dsp"]["bit_exact"]
+    assert runs["plain-c"]["instructions"] >= 1.5 * runs["dsp"]["instructions"] > 0
+    assert 0 < runs["dsp"]["instructions_per_mac"] < runs["plain-c"]["instructions_per_mac"]
+
+
+def test_cli_names_unknown_targets(tmp_path, digits_path):
+    result = run_cli("export", digits_path, "--target", "mpu", "--calib", tmp_path / "none.npz")
+    assert result.returncode == 2 and "did you mean 'mcu'" in result.stderr

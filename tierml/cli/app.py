@@ -273,14 +273,14 @@ def export_command(
     Refused (exit 2) when the model fits none of the MCUs it is sized against.
     """
     from tierml.cli.render import mcu_export_view
-    from tierml.export.mcu import export_mcu, load_inputs
+    from tierml.export.mcu import McuTarget, load_inputs
     from tierml.export.mcu import verify as verify_export
+    from tierml.export.target import target_class
     from tierml.hardware.catalog import load_catalog
     from tierml.model.profile import analyze
     from tierml.model.shapes import parse_input_shapes
 
-    if target != "mcu":
-        raise TiermlError(f"--target must be mcu (the only export target so far), not '{target}'")
+    target_class(target)  # an unknown target fails before any slow work
     if calib is None:
         raise TiermlError("int8 export needs calibration inputs: --calib data.npz (array x, N x the input shape)")
     if board is not None and not verify:
@@ -290,10 +290,11 @@ def export_command(
     profile = analyze(loaded.proto, parse_input_shapes(input_shape or _batch_one(loaded.proto)),
                       source=loaded.source, sha256=loaded.sha256)
     samples = load_inputs(calib)
-    result, compiled = export_mcu(loaded.proto, profile, samples, out_dir, cat, device, in_place)
-    if verify:
+    exporter = McuTarget(samples, cat, device, in_place)
+    result = exporter.export(loaded.proto, profile, out_dir)
+    if verify and exporter.compiled is not None:
         inputs = load_inputs(eval_inputs) if eval_inputs else samples[:64]
-        result.verification = verify_export(loaded.proto, compiled, out_dir, inputs, sanitize, board)
+        result.verification = verify_export(loaded.proto, exporter.compiled, out_dir, inputs, sanitize, board)
     emit(result, as_json, lambda: mcu_export_view(result))
     v = result.verification
     if v is not None and not (v.host_bit_exact and all(r.bit_exact for r in v.qemu)):

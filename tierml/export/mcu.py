@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import onnx
@@ -26,6 +27,7 @@ from tierml.export.mcu_graph import Graph, lower
 from tierml.export.mcu_plan import MemoryPlan, plan_memory
 from tierml.export.mcu_quant import QuantizedGraph, calibration_ranges, quantize
 from tierml.export.mcu_tflite import quantize_input, run_tflm, to_tflite
+from tierml.export.target import Target
 from tierml.hardware.catalog import Catalog, Device
 from tierml.model.profile import ModelProfile
 
@@ -214,6 +216,24 @@ def export_mcu(model: onnx.ModelProto, profile: ModelProfile, calib: np.ndarray,
         for name in result.files:
             shutil.copyfile(staging / name, out_dir / name)
     return result, compiled
+
+
+@dataclass
+class McuTarget(Target):
+    """int8 C for microcontrollers: `calib` inputs set the int8 ranges; sized against `devices` (default: all MCUs)."""
+
+    calib: np.ndarray
+    catalog: Catalog
+    devices: list[str] | None = None
+    in_place: bool = True
+    compiled: Compiled | None = None  # set by export, for verify
+
+    name: ClassVar[str] = "mcu"
+
+    def export(self, model: onnx.ModelProto, profile: ModelProfile, out_dir: Path) -> McuExport:
+        result, self.compiled = export_mcu(model, profile, self.calib, out_dir, self.catalog, self.devices,
+                                           self.in_place)
+        return result
 
 
 def _float_outputs(model: onnx.ModelProto, graph: Graph, inputs: np.ndarray) -> np.ndarray:
