@@ -22,7 +22,7 @@ from onnx import helper
 
 from tierml.errors import TiermlError
 from tierml.export.mcu import compile_mcu, qemu_run, verify
-from tierml.export.mcu_build import arm_toolchain_missing
+from tierml.export.mcu_build import BOARDS, arm_toolchain_missing, build_arm
 from tierml.export.mcu_graph import UnsupportedModel, lower
 from tierml.export.mcu_plan import plan_memory
 from tierml.export.mcu_quant import quantize_multiplier
@@ -177,6 +177,28 @@ def test_cli_verify_on_the_board_counts_instructions(tmp_path, digits_path):
     assert runs["plain-c"]["bit_exact"] and runs["dsp"]["bit_exact"]
     assert runs["plain-c"]["instructions"] >= 1.5 * runs["dsp"]["instructions"] > 0
     assert 0 < runs["dsp"]["instructions_per_mac"] < runs["plain-c"]["instructions_per_mac"]
+
+
+@pytest.mark.skipif(bool(NO_ARM), reason=f"Cortex-M3 build under QEMU skipped: {NO_ARM}")
+def test_cortex_m3_without_dsp_or_fpu_is_bit_exact(tmp_path):
+    c = compiled("ds_cnn")
+    (tmp_path / "model.c").write_text(c.source.model_c)
+    (tmp_path / "model.h").write_text(c.source.model_h)
+    v = verify(MODELS["ds_cnn"].model, c, tmp_path, MODELS["ds_cnn"].eval[:4], board="mps2-an385")
+    assert [r.kernels for r in v.qemu] == ["plain-c"] and v.qemu[0].bit_exact and v.host_bit_exact
+
+
+@pytest.mark.skipif(bool(NO_ARM), reason=f"Cortex-M4 link skipped: {NO_ARM}")
+def test_board_link_fails_when_the_arena_exceeds_its_ram(tmp_path):
+    model = _onnx([helper.make_node("Conv", ["x", "w"], ["y"], name="wide", pads=[1, 1, 1, 1])],
+                  {"w": np.ones((16, 3, 3, 3), np.float32)}, shape=(1, 3, 128, 128))
+    c = compile_mcu(model, analyze(model, {"x": (1, 3, 128, 128)}), np.random.default_rng(0).normal(
+        size=(2, 3, 128, 128)))
+    assert c.plan.arena_bytes > 256 * 1024
+    (tmp_path / "model.c").write_text(c.source.model_c)
+    (tmp_path / "model.h").write_text(c.source.model_h)
+    with pytest.raises(TiermlError, match="region `RAM' overflowed"):
+        build_arm(tmp_path, BOARDS["mps2-an386"], np.zeros((1, 3 * 128 * 128), np.int8), 16 * 128 * 128, dsp=True)
 
 
 def test_cli_names_unknown_targets(tmp_path, digits_path):

@@ -262,7 +262,8 @@ def export_command(
     verify: Annotated[bool, typer.Option(
         "--verify", help="build the C with gcc and require int8 outputs identical to TFLite Micro's")] = False,
     board: Annotated[str | None, typer.Option(
-        help="with --verify: also cross-build for this board and run it under QEMU (mps2-an386)")] = None,
+        help="with --verify: also cross-build for this board and run it under QEMU "
+             "(mps2-an386: Cortex-M4F with DSP; mps2-an385: Cortex-M3)")] = None,
     sanitize: Annotated[bool, typer.Option(help="with --verify: host build with ASan/UBSan")] = False,
     in_place: Annotated[bool, typer.Option("--in-place/--no-in-place", help="run layers in place where safe")] = True,
     catalog: CatalogFiles = None,

@@ -20,7 +20,7 @@ import onnx
 import onnxruntime as ort
 from pydantic import BaseModel
 
-from tierml.errors import TiermlError
+from tierml.errors import TiermlError, did_you_mean
 from tierml.export import mcu_build as build
 from tierml.export.mcu_codegen import CSource, generate
 from tierml.export.mcu_graph import Graph, lower
@@ -245,7 +245,7 @@ def _float_outputs(model: onnx.ModelProto, graph: Graph, inputs: np.ndarray) -> 
 
 
 def verify(model: onnx.ModelProto, compiled: Compiled, folder: Path, inputs: np.ndarray, sanitize: bool = False,
-           board: str | None = None, kernels: tuple[str, ...] = ("plain-c", "dsp")) -> Verification:
+           board: str | None = None) -> Verification:
     """Run the generated C (host, and the board under QEMU) and TFLM on `inputs`; compare int8 outputs."""
     g, q = compiled.graph, compiled.quantized
     x = quantize_input(q, inputs)
@@ -263,6 +263,7 @@ def verify(model: onnx.ModelProto, compiled: Compiled, folder: Path, inputs: np.
         float_max_abs_error=float(np.max(np.abs(dequantized - reference))),
         float_argmax_agreement=float(np.mean(dequantized.argmax(axis=1) == reference.argmax(axis=1))))
     if board is not None:
+        kernels = ("plain-c", "dsp") if _board(board).dsp else ("plain-c",)
         result.qemu = [qemu_run(compiled, folder, x, golden.outputs, board, k) for k in kernels]
     return result
 
@@ -270,9 +271,7 @@ def verify(model: onnx.ModelProto, compiled: Compiled, folder: Path, inputs: np.
 def qemu_run(compiled: Compiled, folder: Path, x: np.ndarray, expected: np.ndarray, board: str,
              kernels: str) -> QemuRun:
     """Cross-build for `board` with plain-C or DSP kernels, run under QEMU, count one inference's instructions."""
-    if board not in build.BOARDS:
-        raise TiermlError(f"unknown --board '{board}'; known: {', '.join(build.BOARDS)}")
-    spec = build.BOARDS[board]
+    spec = _board(board)
     size = compiled.graph.size(compiled.graph.output)
     elf = build.build_arm(folder, spec, x, size, dsp=kernels == "dsp")
     run = build.run_arm(elf, spec, size, len(x), build.plugin_path(folder))
@@ -281,6 +280,13 @@ def qemu_run(compiled: Compiled, folder: Path, x: np.ndarray, expected: np.ndarr
                    mismatches=int(np.sum(run.outputs != expected)), instructions=run.instructions,
                    instructions_per_mac=run.instructions / macs if run.instructions and macs else None,
                    text_bytes=run.text_bytes, data_bytes=run.data_bytes, bss_bytes=run.bss_bytes)
+
+
+def _board(name: str) -> build.Board:
+    if name not in build.BOARDS:
+        known = ", ".join(build.BOARDS)
+        raise TiermlError(f"unknown --board '{name}'; {did_you_mean(name, build.BOARDS)}known: {known}")
+    return build.BOARDS[name]
 
 
 def _tflm_version() -> str:

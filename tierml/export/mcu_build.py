@@ -16,8 +16,8 @@ from tierml.export.mcu_codegen import kernel_source
 
 HOST_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2"]
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"]
-M4_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-std=c99", "-Wall", "-Wextra",
-            "-Werror", "-ffunction-sections", "-fdata-sections"]
+C_FLAGS = ["-mthumb", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections"]
+M4_FLAGS = ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", *C_FLAGS]
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,21 @@ class Board:
     ram_origin: int
     flash_bytes: int
     ram_bytes: int
+    cpu_flags: tuple[str, ...]
+    dsp: bool  # has the DSP extension (SXTB16/SMLAD): build both kernel sets
     stack_bytes: int = 8 * 1024
 
 
-# mps2-an386 is QEMU's Cortex-M4F (4 MB at 0x0 and at 0x20000000); the lengths are the Arduino Nano 33
-# BLE Sense's (nRF52840: 1 MB flash, 256 KB RAM), so the link fails exactly when the board would not fit.
-BOARDS = {"mps2-an386": Board("mps2-an386", "mps2-an386", 0x0, 0x20000000, 1024 * 1024, 256 * 1024)}
+# QEMU's mps2 boards map 4 MB at 0x0 and at 0x20000000. mps2-an386 is a Cortex-M4F; its lengths are the
+# Arduino Nano 33 BLE Sense's (nRF52840: 1 MB flash, 256 KB RAM), so the link fails exactly when that board
+# would not hold the model. mps2-an385 is a Cortex-M3 (no DSP, no FPU), with the same budget, to keep the
+# plain-C kernels honest on the smallest cores.
+BOARDS = {
+    "mps2-an386": Board("mps2-an386", "mps2-an386", 0x0, 0x20000000, 1024 * 1024, 256 * 1024,
+                        ("-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"), dsp=True),
+    "mps2-an385": Board("mps2-an385", "mps2-an385", 0x0, 0x20000000, 1024 * 1024, 256 * 1024,
+                        ("-mcpu=cortex-m3", "-mfloat-abi=soft"), dsp=False),
+}
 
 
 def run_tool(cmd: list[str], what: str, cwd: Path | None = None, stdin: bytes | None = None,
@@ -101,7 +110,6 @@ class ArmRun:
     data_bytes: int
     bss_bytes: int
     instructions: int | None  # guest instructions in one model_invoke (None without the counting plugin)
-    dsp: bool
 
 
 def _verify_source(inputs: np.ndarray, output_size: int) -> str:
@@ -113,12 +121,12 @@ def _verify_source(inputs: np.ndarray, output_size: int) -> str:
 
 def build_arm(folder: Path, board: Board, inputs: np.ndarray, output_size: int, dsp: bool,
               optimize: str = "-O2") -> Path:
-    """Cross-build model.c + the board's startup, linker script and a driver that prints every output."""
+    """Cross-build model.c + the board's start-up, linker script and a driver that prints every output."""
     if reason := arm_toolchain_missing():
         raise TiermlError(f"--board {board.name} needs the Arm toolchain and QEMU: {reason}")
-    build = folder / f"arm-{'dsp' if dsp else 'plain'}"
+    build = folder / f"{board.name}-{'dsp' if dsp else 'plain'}"
     build.mkdir(parents=True, exist_ok=True)
-    (build / "startup.c").write_text(kernel_source("boards/startup_m4.c"))
+    (build / "startup.c").write_text(kernel_source("boards/startup.c"))
     (build / "arm_main.c").write_text(kernel_source("boards/arm_main.c"))
     (build / "verify_data.h").write_text(_verify_source(inputs, output_size))
     script = kernel_source("boards/mps2.ld")
@@ -128,7 +136,7 @@ def build_arm(folder: Path, board: Board, inputs: np.ndarray, output_size: int, 
         script = script.replace(f"@{key}@", hex(value))
     (build / "board.ld").write_text(script)
     elf = build / "model.elf"
-    flags = [*M4_FLAGS, optimize, *([] if dsp else ["-DTML_PLAIN_C"])]
+    flags = [*board.cpu_flags, *C_FLAGS, optimize, *([] if dsp else ["-DTML_PLAIN_C"])]
     run_tool(["arm-none-eabi-gcc", *flags, "-I", str(folder), "-I", str(build), "--specs=nano.specs",
           "--specs=rdimon.specs", "-nostartfiles", "-T", str(build / "board.ld"), "-Wl,--gc-sections",
           f"-Wl,-Map={build / 'model.map'}", str(build / "startup.c"), str(build / "arm_main.c"),
@@ -190,4 +198,4 @@ def run_arm(elf: Path, board: Board, output_size: int, count: int, plugin: Path 
         match = re.search(r"roi=(\d+)", log.read_text())
         instructions = int(match.group(1)) if match else None
     text, data, bss = elf_sizes(elf)
-    return ArmRun(np.array(rows, np.int8), text, data, bss, instructions, dsp="plain" not in elf.parent.name)
+    return ArmRun(np.array(rows, np.int8), text, data, bss, instructions)

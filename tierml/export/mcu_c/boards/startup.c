@@ -1,4 +1,4 @@
-/* Cortex-M4F start-up for QEMU's mps2 boards: vector table at 0x0, FPU on, .data copied, .bss cleared,
+/* Cortex-M start-up for QEMU's mps2 boards: vector table at 0x0, FPU on (M4F), .data copied, .bss cleared,
  * semihosting initialised, then exit(main()) so main's return value becomes QEMU's exit status. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,9 +26,11 @@ void tml_fault(void)
 
 void tml_reset(void)
 {
+#if defined(__ARM_FP)
     volatile uint32_t *const cpacr = (volatile uint32_t *)0xE000ED88u;
     *cpacr |= 0xFu << 20;  /* CP10 and CP11 full access, before the first FP instruction */
     __asm volatile("dsb\n\tisb" ::: "memory");
+#endif
     memcpy(&_sdata, &_sidata, (size_t)((char *)&_edata - (char *)&_sdata));
     memset(&_sbss, 0, (size_t)((char *)&_ebss - (char *)&_sbss));
     initialise_monitor_handles();
