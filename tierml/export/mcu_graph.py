@@ -347,7 +347,9 @@ class _Lowering:
         self._rename(layer, node.output[0])
 
     def _rename(self, layer: Layer, output: str) -> None:
-        shape = self.onnx_shapes[layer.output]
+        """The layer now produces `output` (an op fused into it); its old output no longer exists."""
+        shape = self.onnx_shapes.pop(layer.output)
+        del self.shapes[layer.output]
         macs = self.macs_by_output.pop(layer.output)
         del self.producer[layer.output]
         layer.rename_output(output)

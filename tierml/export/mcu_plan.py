@@ -46,8 +46,8 @@ class MemoryPlan:
     buffers: list[Buffer]
 
     def naive_bytes(self, graph: Graph) -> int:
-        """What one buffer per tensor, all alive together, would take (for comparison)."""
-        return sum(_aligned(graph.size(t)) for t in graph.shapes)
+        """What one buffer per tensor (input and every layer output), all alive together, would take."""
+        return sum(_aligned(graph.size(t)) for t in [graph.input, *(layer.output for layer in graph.layers)])
 
 
 def _aligned(n: int) -> int:
