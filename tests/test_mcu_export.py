@@ -97,7 +97,7 @@ def test_cortex_m4_under_qemu_is_bit_exact_and_dsp_is_cheaper(exported):
         assert plain.instructions / dsp.instructions >= 1.5, (plain.instructions, dsp.instructions)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(st.floats(min_value=1e-9, max_value=1e4, allow_nan=False))
 def test_quantize_multiplier_is_a_q31_mantissa_and_shift(real):
     q, shift = quantize_multiplier(real)
@@ -204,3 +204,81 @@ def test_board_link_fails_when_the_arena_exceeds_its_ram(tmp_path):
 def test_cli_names_unknown_targets(tmp_path, digits_path):
     result = run_cli("export", digits_path, "--target", "mpu", "--calib", tmp_path / "none.npz")
     assert result.returncode == 2 and "did you mean 'mcu'" in result.stderr
+
+
+@st.composite
+def conv_layers(draw):
+    """A random Conv / depthwise Conv (+ activation) with TFLite-expressible SAME or VALID padding."""
+    size = draw(st.integers(3, 9))
+    cin = draw(st.sampled_from([1, 3, 4, 8]))
+    depthwise = draw(st.booleans()) and cin > 1
+    cout = cin * draw(st.sampled_from([1, 2])) if depthwise else draw(st.integers(1, 9))
+    k = draw(st.sampled_from([1, 2, 3, 5]))
+    stride = draw(st.integers(1, 2))
+    dilation = draw(st.integers(1, 2)) if stride == 1 else 1
+    eff = (k - 1) * dilation + 1
+    if eff > size:
+        k, dilation, eff = 1, 1, 1
+    same = draw(st.booleans())
+    out = -(-size // stride) if same else (size - eff) // stride + 1
+    total = max((out - 1) * stride + eff - size, 0) if same else 0
+    pads = [total // 2, total // 2, total - total // 2, total - total // 2]
+    act = draw(st.sampled_from(["none", "relu", "relu6"]))
+    seed = draw(st.integers(0, 2**16))
+    return size, cin, cout, k, stride, dilation, pads, depthwise, act, seed
+
+
+@settings(max_examples=12, deadline=None)
+@given(conv_layers())
+def test_random_convolutions_are_bit_exact_with_tflm(tmp_path_factory, layer):
+    size, cin, cout, k, stride, dilation, pads, depthwise, act, seed = layer
+    rng = np.random.default_rng(seed)
+    group = cin if depthwise else 1
+    weights = {"w": rng.normal(size=(cout, cin // group, k, k)).astype(np.float32),
+               "b": rng.normal(size=cout).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c" if act != "none" else "y"], kernel_shape=[k, k],
+                              strides=[stride] * 2, dilations=[dilation] * 2, pads=pads, group=group)]
+    if act == "relu":
+        nodes.append(helper.make_node("Relu", ["c"], ["y"]))
+    elif act == "relu6":
+        nodes.append(helper.make_node("Clip", ["c", "lo", "hi"], ["y"]))
+        weights |= {"lo": np.array(0.0, np.float32), "hi": np.array(6.0, np.float32)}
+    shape = (1, cin, size, size)
+    model = _onnx(nodes, weights, shape)
+    c = compile_mcu(model, analyze(model, {"x": shape}), rng.normal(size=(8, *shape[1:])).astype(np.float32))
+    folder = tmp_path_factory.mktemp("conv")
+    (folder / "model.c").write_text(c.source.model_c)
+    (folder / "model.h").write_text(c.source.model_h)
+    v = verify(model, c, folder, rng.normal(size=(4, *shape[1:])).astype(np.float32))
+    assert v.host_bit_exact, (layer, v.host_mismatches)
+
+
+@settings(max_examples=10, deadline=None)
+@given(size=st.integers(2, 8), channels=st.integers(1, 6), k=st.integers(1, 3), stride=st.integers(1, 2),
+       same=st.booleans(), pool=st.sampled_from(["MaxPool", "AveragePool"]), classes=st.integers(2, 12),
+       scale=st.floats(0.01, 100.0), seed=st.integers(0, 2**16))
+def test_random_add_pool_softmax_heads_are_bit_exact_with_tflm(tmp_path_factory, size, channels, k, stride, same,
+                                                              pool, classes, scale, seed):
+    rng = np.random.default_rng(seed)
+    k = min(k, size)
+    out = -(-size // stride) if same else (size - k) // stride + 1
+    total = max((out - 1) * stride + k - size, 0) if same else 0
+    pads = [total // 2, total // 2, total - total // 2, total - total // 2]
+    weights = {"w": rng.normal(size=(channels, channels, 1, 1)).astype(np.float32),
+               "g": rng.normal(size=(classes, channels)).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]),
+             helper.make_node("Add", ["c", "x"], ["a"]),
+             helper.make_node(pool, ["a"], ["p"], kernel_shape=[k, k], strides=[stride] * 2, pads=pads),
+             helper.make_node("GlobalAveragePool", ["p"], ["q"]),
+             helper.make_node("Flatten", ["q"], ["f"]),
+             helper.make_node("Gemm", ["f", "g"], ["l"], transB=1),
+             helper.make_node("Softmax", ["l"], ["y"], axis=-1)]
+    shape = (1, channels, size, size)
+    model = _onnx(nodes, weights, shape)
+    calib = (scale * rng.normal(size=(8, *shape[1:]))).astype(np.float32)
+    c = compile_mcu(model, analyze(model, {"x": shape}), calib)
+    folder = tmp_path_factory.mktemp("head")
+    (folder / "model.c").write_text(c.source.model_c)
+    (folder / "model.h").write_text(c.source.model_h)
+    v = verify(model, c, folder, calib[:4])
+    assert v.host_bit_exact, v.host_mismatches

@@ -22,6 +22,9 @@ from tierml.errors import TiermlError
 from tierml.export.mcu_graph import ACTIVATIONS, Graph, Layer
 
 SOFTMAX_OUTPUT = (np.float32(1.0 / 256.0), -128)  # TFLite fixes int8 softmax output to (1/256, -128)
+# A tensor constant under calibration still gets this span: a vanishing scale would need a requantization
+# multiplier TFLM refuses (and no real input would fit it).
+MIN_RANGE = 1e-3
 _SHARED_PARAMS = ("max_pool", "avg_pool", "reshape", "concat")  # output scale/zp must equal the inputs'
 
 
@@ -109,8 +112,8 @@ def _round_away(x: float) -> int:
 def activation_params(low: float, high: float) -> QParams:
     """Asymmetric int8 parameters covering [low, high] and 0, zero point nudged onto the int8 grid."""
     low, high = min(float(low), 0.0), max(float(high), 0.0)
-    if high - low < 1e-8:
-        high = low + 1e-8
+    if high - low < MIN_RANGE:  # constant under calibration (often all zero after a ReLU)
+        high = low + MIN_RANGE
     scale = np.float32((high - low) / 255.0)
     zero = -128 - low / float(scale)
     return QParams(scale, int(np.clip(_round_away(zero), -128, 127)))

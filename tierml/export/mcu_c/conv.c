@@ -48,6 +48,7 @@ static void tml_conv_pixel(const tml_conv_params *p, const int8_t *in, int oy, i
     const tml_rows *r = &p->rows;
     int oc;
     (void)col;
+    (void)tml_dot_rows;  /* plain builds use it for fully connected layers only, which a model may lack */
     for (oc = 0; oc < r->rows; oc++) {
         const int8_t *w = r->weights + (size_t)oc * (size_t)r->depth;
         int32_t acc = r->bias[oc];
