@@ -31,7 +31,7 @@ def measure(name: str, inputs: int, work: Path) -> dict:
     profile = analyze(m.model, {"input": m.input_shape})
     report, compiled = export_mcu(m.model, profile, m.calib, work / name, load_catalog([]),
                                   ["arduino-nano-33-ble-sense"])
-    check = verify(m.model, compiled, work / name, m.eval, sanitize=True)
+    check = verify(m.model, compiled, work / name / "verify", m.eval, sanitize=True)
     row = {"model": name, "input": list(m.input_shape), "layers": report.layers, "macs": report.macs,
            "weights_bytes": report.weight_bytes, "flash_bytes": report.flash_bytes,
            "flash_method": report.flash_method, "arena_bytes": report.arena_bytes,
@@ -47,7 +47,7 @@ def measure(name: str, inputs: int, work: Path) -> dict:
         x = quantize_input(compiled.quantized, m.eval)
         golden = compiled_golden(compiled, x)
         for kernels in ("plain-c", "dsp"):
-            run = qemu_run(compiled, work / name, x, golden, "mps2-an386", kernels)
+            run = qemu_run(compiled, work / name / "verify", x, golden, "mps2-an386", kernels)
             key = kernels.replace("-", "_")
             row[f"qemu_{key}_bit_exact"] = run.bit_exact
             row[f"qemu_{key}_instructions"] = run.instructions

@@ -22,7 +22,7 @@ from onnx import helper
 
 from tierml.errors import TiermlError
 from tierml.export.mcu import compile_mcu, qemu_run, verify
-from tierml.export.mcu_build import BOARDS, arm_toolchain_missing, build_arm
+from tierml.export.mcu_build import BOARDS, arm_toolchain_missing, build_arm, write_sources
 from tierml.export.mcu_graph import UnsupportedModel, lower
 from tierml.export.mcu_plan import plan_memory
 from tierml.export.mcu_quant import quantize_multiplier
@@ -49,8 +49,6 @@ def exported(request, tmp_path_factory):
     name = request.param
     c = compiled(name)
     folder = tmp_path_factory.mktemp(name)
-    (folder / "model.c").write_text(c.source.model_c)
-    (folder / "model.h").write_text(c.source.model_h)
     return name, c, folder, verify(MODELS[name].model, c, folder, MODELS[name].eval, sanitize=True)
 
 
@@ -182,8 +180,6 @@ def test_cli_verify_on_the_board_counts_instructions(tmp_path, digits_path):
 @pytest.mark.skipif(bool(NO_ARM), reason=f"Cortex-M3 build under QEMU skipped: {NO_ARM}")
 def test_cortex_m3_without_dsp_or_fpu_is_bit_exact(tmp_path):
     c = compiled("ds_cnn")
-    (tmp_path / "model.c").write_text(c.source.model_c)
-    (tmp_path / "model.h").write_text(c.source.model_h)
     v = verify(MODELS["ds_cnn"].model, c, tmp_path, MODELS["ds_cnn"].eval[:4], board="mps2-an385")
     assert [r.kernels for r in v.qemu] == ["plain-c"] and v.qemu[0].bit_exact and v.host_bit_exact
 
@@ -195,8 +191,7 @@ def test_board_link_fails_when_the_arena_exceeds_its_ram(tmp_path):
     c = compile_mcu(model, analyze(model, {"x": (1, 3, 128, 128)}), np.random.default_rng(0).normal(
         size=(2, 3, 128, 128)))
     assert c.plan.arena_bytes > 256 * 1024
-    (tmp_path / "model.c").write_text(c.source.model_c)
-    (tmp_path / "model.h").write_text(c.source.model_h)
+    write_sources(tmp_path, c.source.model_c, c.source.model_h)
     with pytest.raises(TiermlError, match="region `RAM' overflowed"):
         build_arm(tmp_path, BOARDS["mps2-an386"], np.zeros((1, 3 * 128 * 128), np.int8), 16 * 128 * 128, dsp=True)
 
@@ -247,8 +242,6 @@ def test_random_convolutions_are_bit_exact_with_tflm(tmp_path_factory, layer):
     model = _onnx(nodes, weights, shape)
     c = compile_mcu(model, analyze(model, {"x": shape}), rng.normal(size=(8, *shape[1:])).astype(np.float32))
     folder = tmp_path_factory.mktemp("conv")
-    (folder / "model.c").write_text(c.source.model_c)
-    (folder / "model.h").write_text(c.source.model_h)
     v = verify(model, c, folder, rng.normal(size=(4, *shape[1:])).astype(np.float32))
     assert v.host_bit_exact, (layer, v.host_mismatches)
 
@@ -278,7 +271,5 @@ def test_random_add_pool_softmax_heads_are_bit_exact_with_tflm(tmp_path_factory,
     calib = (scale * rng.normal(size=(8, *shape[1:]))).astype(np.float32)
     c = compile_mcu(model, analyze(model, {"x": shape}), calib)
     folder = tmp_path_factory.mktemp("head")
-    (folder / "model.c").write_text(c.source.model_c)
-    (folder / "model.h").write_text(c.source.model_h)
     v = verify(model, c, folder, calib[:4])
     assert v.host_bit_exact, v.host_mismatches

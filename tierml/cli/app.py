@@ -295,7 +295,8 @@ def export_command(
     result = exporter.export(loaded.proto, profile, out_dir)
     if verify and exporter.compiled is not None:
         inputs = load_inputs(eval_inputs) if eval_inputs else samples[:64]
-        result.verification = verify_export(loaded.proto, exporter.compiled, out_dir, inputs, sanitize, board)
+        result.verification = verify_export(loaded.proto, exporter.compiled, out_dir / "verify", inputs, sanitize,
+                                            board)
     emit(result, as_json, lambda: mcu_export_view(result))
     v = result.verification
     if v is not None and not (v.host_bit_exact and all(r.bit_exact for r in v.qemu)):

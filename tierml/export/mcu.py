@@ -246,8 +246,12 @@ def _float_outputs(model: onnx.ModelProto, graph: Graph, inputs: np.ndarray) -> 
 
 def verify(model: onnx.ModelProto, compiled: Compiled, folder: Path, inputs: np.ndarray, sanitize: bool = False,
            board: str | None = None) -> Verification:
-    """Run the generated C (host, and the board under QEMU) and TFLM on `inputs`; compare int8 outputs."""
+    """Run the generated C (host, and the board under QEMU) and TFLM on `inputs`; compare int8 outputs.
+
+    `folder` is the build folder: the sources, executables, ELFs and the QEMU plugin go there.
+    """
     g, q = compiled.graph, compiled.quantized
+    build.write_sources(folder, compiled.source.model_c, compiled.source.model_h)
     x = quantize_input(q, inputs)
     golden = run_tflm(to_tflite(q), x)
     exe = build.build_host(folder, sanitize=sanitize)
@@ -273,6 +277,7 @@ def qemu_run(compiled: Compiled, folder: Path, x: np.ndarray, expected: np.ndarr
     """Cross-build for `board` with plain-C or DSP kernels, run under QEMU, count one inference's instructions."""
     spec = _board(board)
     size = compiled.graph.size(compiled.graph.output)
+    build.write_sources(folder, compiled.source.model_c, compiled.source.model_h)
     elf = build.build_arm(folder, spec, x, size, dsp=kernels == "dsp")
     run = build.run_arm(elf, spec, size, len(x), build.plugin_path(folder))
     macs = compiled.graph.total_macs
