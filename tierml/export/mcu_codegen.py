@@ -218,9 +218,9 @@ def _header(q: QuantizedGraph, plan: MemoryPlan, source: str) -> str:
 #define MODEL_OUTPUT_SIZE {g.size(g.output)}
 #define MODEL_ARENA_SIZE {plan.arena_bytes}
 #define MODEL_INPUT_SCALE {float(q.input.scale)!r}f
-#define MODEL_INPUT_ZERO_POINT {q.input.zero_point}
+#define MODEL_INPUT_ZERO_POINT ({q.input.zero_point})
 #define MODEL_OUTPUT_SCALE {float(q.output.scale)!r}f
-#define MODEL_OUTPUT_ZERO_POINT {q.output.zero_point}
+#define MODEL_OUTPUT_ZERO_POINT ({q.output.zero_point})
 #define MODEL_MACS {g.total_macs}
 
 /* Run one inference: MODEL_INPUT_SIZE int8 values in, MODEL_OUTPUT_SIZE out. Returns 0. Not reentrant. */
