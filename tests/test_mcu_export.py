@@ -273,3 +273,19 @@ def test_random_add_pool_softmax_heads_are_bit_exact_with_tflm(tmp_path_factory,
     folder = tmp_path_factory.mktemp("head")
     v = verify(model, c, folder, calib[:4])
     assert v.host_bit_exact, v.host_mismatches
+
+
+def test_one_dimensional_signal_with_matmul_head_is_bit_exact(tmp_path):
+    rng = np.random.default_rng(5)
+    weights = {"w": rng.normal(size=(8, 3, 5)).astype(np.float32), "m": rng.normal(size=(8 * 16, 4)).astype(np.float32),
+               "shape": np.array([1, -1], np.int64)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[5], strides=[2], pads=[2, 2]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Reshape", ["r", "shape"], ["f"]),
+             helper.make_node("MatMul", ["f", "m"], ["y"])]
+    model = _onnx(nodes, weights, (1, 3, 31))
+    samples = rng.normal(size=(8, 3, 31)).astype(np.float32)
+    c = compile_mcu(model, analyze(model, {"x": (1, 3, 31)}), samples)
+    assert [layer.op for layer in c.graph.layers] == ["conv", "reshape", "fully_connected"]
+    v = verify(model, c, tmp_path, samples)
+    assert v.host_bit_exact and v.float_max_abs_error < 1.0
