@@ -151,17 +151,6 @@ def elf_sizes(elf: Path) -> tuple[int, int, int]:
     return text, data, bss
 
 
-def symbol_sizes(elf: Path) -> dict[str, int]:
-    """Every sized symbol of an ELF (arm-none-eabi-nm -S)."""
-    out = run_tool(["arm-none-eabi-nm", "-S", str(elf)], "arm-none-eabi-nm").stdout.decode().splitlines()
-    sizes: dict[str, int] = {}
-    for line in out:
-        parts = line.split()
-        if len(parts) == 4:
-            sizes[parts[3]] = int(parts[1], 16)
-    return sizes
-
-
 def plugin_path(work: Path) -> Path | None:
     """The instruction-counting TCG plugin, compiled from C on first use (None when it cannot be built)."""
     target = work / "libtml_insn.so"

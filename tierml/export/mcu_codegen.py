@@ -43,8 +43,8 @@ def _array(ctype: str, name: str, values: np.ndarray) -> str:
 
 
 class _Emitter:
-    def __init__(self, q: QuantizedGraph, plan: MemoryPlan, prefix: str) -> None:
-        self.q, self.plan, self.prefix = q, plan, prefix
+    def __init__(self, q: QuantizedGraph, plan: MemoryPlan) -> None:
+        self.q, self.plan = q, plan
         self.consts: list[str] = []
         self.calls: list[str] = []
         self.const_bytes = 0
@@ -169,7 +169,7 @@ class _Emitter:
 def generate(q: QuantizedGraph, plan: MemoryPlan, source: str = "") -> CSource:
     """model.c and model.h for the quantized graph laid out by `plan`."""
     g = q.graph
-    emit = _Emitter(q, plan, "model")
+    emit = _Emitter(q, plan)
     for i, layer in enumerate(q.layers):
         emit.layer(i, layer)
     files: list[str] = []

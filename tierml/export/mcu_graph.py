@@ -89,15 +89,6 @@ class Graph:
         """ONNX-layout data (batch first) to this graph's layout for the input."""
         return _to_channels_last(x)
 
-    def onnx_layout(self, y: np.ndarray) -> np.ndarray:
-        """Output data in this graph's layout back to the ONNX layout (batch first)."""
-        shape = self.onnx_output_shape
-        if len(shape) == 4:
-            return y.reshape(-1, shape[2], shape[3], shape[1]).transpose(0, 3, 1, 2)
-        if len(shape) == 3:
-            return y.reshape(-1, shape[2], shape[1]).transpose(0, 2, 1)
-        return y.reshape(-1, *shape[1:])
-
 
 def ir_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     """ONNX (channels-first, batch 1) shape -> channels-last IR shape."""

@@ -35,14 +35,6 @@ def _tflm() -> tuple[Any, Any, Any]:
     return runtime, model_editor, schema
 
 
-def tflm_available() -> bool:
-    try:
-        _tflm()
-    except TiermlError:
-        return False
-    return True
-
-
 @dataclass
 class TflmRun:
     """TFLM's outputs for a batch of inputs and the arena it reported."""
