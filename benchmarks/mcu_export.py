@@ -65,7 +65,7 @@ def compiled_golden(compiled, x):  # noqa: ANN001, ANN201 - (Compiled, int8 rows
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["mlp", "ds_cnn", "kws", "digits"])
+    parser.add_argument("--models", nargs="+", default=["mlp", "ds_cnn", "kws", "digits", "vww"])
     parser.add_argument("--inputs", type=int, default=32, help="evaluation inputs per model")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tierml-mcu-bench-") as tmp:

@@ -7,6 +7,7 @@
   49x10 MFCC spectrogram: a 10x4 stride-2 conv behind an explicit Pad, four depthwise-separable
   blocks of 64 channels, global average pool, 12 classes, Softmax.
 - digits: the bundled example (examples/digits/model.onnx).
+- vww: MobileNetV1 x0.25 on 96x96 grayscale (the person-detection class), a larger fifth model.
 
 Each comes with calibration and evaluation inputs drawn from a fixed seed.
 """
@@ -61,13 +62,13 @@ class _Net:
         self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
 
-    def conv(self, x: str, cin: int, cout: int, k: tuple[int, int], stride: int = 1, pads: int = 0,
-             group: int = 1, bn: bool = True, act: str = "relu") -> str:
+    def conv(self, x: str, cin: int, cout: int, k: tuple[int, int], stride: int = 1,
+             pads: int | tuple[int, int, int, int] = 0, group: int = 1, bn: bool = True, act: str = "relu") -> str:
         fan_in = cin // group * k[0] * k[1]
         w = self.rng.normal(0, np.sqrt(2.0 / fan_in), (cout, cin // group, *k))
         b = self.rng.normal(0, 0.1, cout)
         y = self.node("Conv", [x, self._weight("w", w), self._weight("b", b)], kernel_shape=list(k),
-                      strides=[stride, stride], pads=[pads, pads, pads, pads], group=group)
+                      strides=[stride, stride], pads=[pads] * 4 if isinstance(pads, int) else list(pads), group=group)
         if bn:
             params = [self.rng.uniform(0.5, 1.5, cout), self.rng.normal(0, 0.2, cout),
                       self.rng.normal(0, 0.2, cout), self.rng.uniform(0.5, 2.0, cout)]
@@ -87,8 +88,9 @@ class _Net:
         y = self.node("Gemm", [x, self._weight("w", w), self._weight("b", self.rng.normal(0, 0.1, cout))], transB=1)
         return self.activation(y, act)
 
-    def separable(self, x: str, cin: int, cout: int, act: str = "relu", last_act: str = "relu") -> str:
-        y = self.conv(x, cin, cin, (3, 3), pads=1, group=cin, act=act)
+    def separable(self, x: str, cin: int, cout: int, act: str = "relu", last_act: str = "relu", stride: int = 1) -> str:
+        # stride 2 on an even size: TFLite SAME pads the bottom/right only
+        y = self.conv(x, cin, cin, (3, 3), stride, pads=1 if stride == 1 else (0, 0, 1, 1), group=cin, act=act)
         return self.conv(y, cin, cout, (1, 1), act=last_act)
 
     def model(self, x: str, shape: tuple[int, ...], y: str) -> onnx.ModelProto:
@@ -130,6 +132,17 @@ def kws() -> onnx.ModelProto:
     return net.model("input", (1, 1, 49, 10), net.node("Softmax", [net.gemm(x, 64, 12)], axis=-1))
 
 
+def vww() -> onnx.ModelProto:
+    """MobileNetV1 x0.25 on a 96x96 grayscale image, two classes: the person-detection model class."""
+    net = _Net(5)
+    x = net.conv("input", 1, 8, (3, 3), stride=2, pads=(0, 0, 1, 1))
+    for cin, cout, stride in [(8, 16, 1), (16, 32, 2), (32, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2),
+                              *[(128, 128, 1)] * 5, (128, 256, 2), (256, 256, 1)]:
+        x = net.separable(x, cin, cout, stride=stride)
+    x = net.node("Flatten", [net.node("GlobalAveragePool", [x])])
+    return net.model("input", (1, 1, 96, 96), net.node("Softmax", [net.gemm(x, 256, 2)], axis=-1))
+
+
 def op_zoo() -> onnx.ModelProto:
     """Kernel corner cases (not an acceptance model): channels not a multiple of 4, depth multiplier 2,
     dilation, in-place 1x1 widening, padded pools, Relu6, Concat of differently-ranged tensors."""
@@ -154,7 +167,7 @@ def _inputs(shape: tuple[int, ...], count: int, seed: int) -> np.ndarray:
 def reference_models(names: list[str] | None = None, eval_count: int = 16) -> list[ReferenceModel]:
     """The models of the MCU acceptance tests and benchmark, with calibration and evaluation inputs."""
     built = {"mlp": (mlp, (1, 64)), "ds_cnn": (ds_cnn, (1, 3, 17, 17)), "kws": (kws, (1, 1, 49, 10)),
-             "op_zoo": (op_zoo, (1, 6, 9, 9))}
+             "vww": (vww, (1, 1, 96, 96)), "op_zoo": (op_zoo, (1, 6, 9, 9))}
     models = []
     for name in names or ["mlp", "ds_cnn", "kws", "digits"]:
         if name == "digits":

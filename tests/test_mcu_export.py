@@ -32,7 +32,7 @@ from tierml.model.profile import analyze
 benchmarks_on_path()
 from mcu_models import reference_models  # noqa: E402
 
-MODELS = {m.name: m for m in reference_models(["mlp", "ds_cnn", "kws", "digits", "op_zoo"], eval_count=12)}
+MODELS = {m.name: m for m in reference_models(["mlp", "ds_cnn", "kws", "digits", "vww", "op_zoo"], eval_count=12)}
 CLI = [sys.executable, "-m", "tierml.cli.app"]
 NO_ARM = arm_toolchain_missing()
 
