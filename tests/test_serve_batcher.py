@@ -86,7 +86,7 @@ def test_queue_delay_expires_with_a_partial_batch(tmp_path) -> None:
 def test_full_queue_rejects_fast_with_retry_after(tmp_path) -> None:
     batching = "default_queue_policy { max_queue_size: 2 }"
     with serve_mlp(tmp_path, batching, max_batch=1, model=slow_model(1024, 24)) as server:
-        results = asyncio.run(burst(server.port, [1] * 16, width=1024))
+        results = asyncio.run(burst(server.port, [1] * 48, width=1024))
         statuses = sorted(s for s, _ in results)
         assert statuses.count(200) >= 3 and statuses.count(503) >= 3, statuses
         rejected = [r for s, r in results if s == 503]

@@ -355,6 +355,74 @@ def optimize(
                               cat, RooflineEstimator(cal), device or [], min_quality, name, update)
     emit(result, as_json, lambda: optimized_view(result))
 
+@app.command("export")
+def export_command(
+    model: ModelArg,
+    target: Annotated[str, typer.Option(help="export target: mcu (int8 C for microcontrollers)")] = "mcu",
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="folder for model.c / model.h")] = Path("mcu_model"),
+    calib: Annotated[Path | None, typer.Option(
+        help="calibration inputs (.npz with array x, or .npy; N x the model's input shape) for int8 ranges")] = None,
+    eval_inputs: Annotated[Path | None, typer.Option(
+        "--eval", help="--verify on these inputs (default: the first 64 calibration inputs)")] = None,
+    input_shape: InputShape = None,
+    device: Annotated[list[str] | None, typer.Option(
+        "--device", "-d", help="MCU to size against (repeatable; default: every catalogue MCU)")] = None,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="build the C with gcc and require int8 outputs identical to TFLite Micro's")] = False,
+    board: Annotated[str | None, typer.Option(
+        help="with --verify: also cross-build for this board and run it under QEMU "
+             "(mps2-an386: Cortex-M4F with DSP; mps2-an385: Cortex-M3)")] = None,
+    sanitize: Annotated[bool, typer.Option(help="with --verify: host build with ASan/UBSan")] = False,
+    in_place: Annotated[bool, typer.Option("--in-place/--no-in-place", help="run layers in place where safe")] = True,
+    catalog: CatalogFiles = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Export the model for a tier: --target mcu writes int8 C (model.c/model.h) and reports flash/RAM per MCU.
+
+    Refused (exit 2) when the model fits none of the MCUs it is sized against.
+    """
+    from tierml.cli.render import mcu_export_view
+    from tierml.export.mcu import McuTarget, load_inputs
+    from tierml.export.mcu import verify as verify_export
+    from tierml.export.target import target_class
+    from tierml.hardware.catalog import load_catalog
+    from tierml.model.profile import analyze
+    from tierml.model.shapes import parse_input_shapes
+
+    target_class(target)  # an unknown target fails before any slow work
+    if calib is None:
+        raise TiermlError("int8 export needs calibration inputs: --calib data.npz (array x, N x the input shape)")
+    if board is not None and not verify:
+        raise TiermlError("--board runs the verification on that board: add --verify")
+    cat = load_catalog(catalog or [])
+    loaded, _ = _load(model, input_shape)
+    profile = analyze(loaded.proto, parse_input_shapes(input_shape or _batch_one(loaded.proto)),
+                      source=loaded.source, sha256=loaded.sha256)
+    samples = load_inputs(calib)
+    exporter = McuTarget(samples, cat, device, in_place)
+    result = exporter.export(loaded.proto, profile, out_dir)
+    if verify and exporter.compiled is not None:
+        inputs = load_inputs(eval_inputs) if eval_inputs else samples[:64]
+        result.verification = verify_export(loaded.proto, exporter.compiled, out_dir / "verify", inputs, sanitize,
+                                            board)
+    emit(result, as_json, lambda: mcu_export_view(result))
+    v = result.verification
+    if v is not None and not (v.host_bit_exact and all(r.bit_exact for r in v.qemu)):
+        raise TiermlError("the generated C does not match TFLite Micro bit for bit (see the table); this is a "
+                          "tierml bug, please report it with the model")
+
+
+def _batch_one(model: object) -> list[str]:
+    """An MCU runs batch 1: fix a dynamic leading dimension when the others are static."""
+    from tierml.model.shapes import graph_inputs
+
+    shapes = []
+    for vi in graph_inputs(model):  # type: ignore[arg-type]
+        dims = [d.dim_value if d.HasField("dim_value") else 0 for d in vi.type.tensor_type.shape.dim]
+        if dims and all(dims[1:]):
+            shapes.append(f"{vi.name}=" + "x".join(map(str, [1, *dims[1:]])))
+    return shapes
+
 
 @app.command()
 def devices(

@@ -6,6 +6,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from tierml.export.mcu import McuExport
 from tierml.hardware.assessment import ModelEstimate
 from tierml.hardware.calibrate import Calibration
 from tierml.hardware.catalog import Catalog, Number
@@ -255,3 +256,44 @@ def optimized_view(result: Optimized) -> Group:
                             if result.variant.metrics.quality else "quality")
     lines = [Text(f"{p.name}: {note}", style="dim") for p in result.variant.lineage.passes for note in p.notes]
     return Group(table, *lines)
+
+def mcu_export_view(result: McuExport) -> Group:
+    """`tierml export --target mcu`: sizes, fit per MCU with margins, and the verification."""
+    summary = Table(title=f"MCU export of {result.model} -> {result.out_dir}", title_justify="left", show_header=False)
+    summary.add_column("what")
+    summary.add_column("value", justify="right")
+    summary.add_column("how", style="dim")
+    summary.add_row("layers (in place)", f"{result.layers} ({result.in_place_layers})", "")
+    summary.add_row("MACs", count(result.macs), "")
+    summary.add_row("flash", f"{result.flash_bytes:,} B",
+                    f"{result.weight_bytes:,} B int8 weights, {result.const_bytes:,} B constants; "
+                    f"{result.flash_method}")
+    summary.add_row("RAM", f"{result.ram_bytes:,} B",
+                    f"arena {result.arena_bytes:,} B (one buffer per tensor: {result.naive_arena_bytes:,} B) + stack "
+                    f"{result.stack_bytes:,} B ({result.stack_method}) + input/output {result.io_bytes:,} B")
+    fits = Table(title="fit", title_justify="left")
+    for col in ("device", "flash budget", "flash margin", "RAM budget", "RAM margin", "fits"):
+        fits.add_column(col, justify="left" if col in ("device", "fits") else "right")
+    for f in result.fits:
+        verdict = Text("yes", style="green") if f.fits else Text(f"no ({f.binding})", style="red")
+        fits.add_row(f.device, size(f.flash_budget_bytes), f"{f.flash_margin_bytes:,} B", size(f.ram_budget_bytes),
+                     f"{f.ram_margin_bytes:,} B", verdict)
+    parts: list = [summary, fits]
+    v = result.verification
+    if v is not None:
+        check = Table(title=f"verification on {v.inputs} inputs against {v.golden}", title_justify="left")
+        for col in ("build", "int8 outputs", "instructions / inference", "insn / MAC", "arena"):
+            check.add_column(col, justify="left" if col in ("build", "int8 outputs") else "right")
+
+        def exact(ok: bool, mismatches: int) -> Text:
+            return Text("bit-exact", style="green") if ok else Text(f"{mismatches} differ", style="red")
+
+        check.add_row("host gcc" + (" (ASan/UBSan)" if v.sanitized else ""), exact(v.host_bit_exact, v.host_mismatches),
+                      "-", "-", f"{result.arena_bytes:,} B = {v.arena_vs_tflm:.2f} x TFLM's {v.tflm_arena_bytes:,} B")
+        for run in v.qemu:
+            check.add_row(f"{run.board} {run.kernels} (QEMU)", exact(run.bit_exact, run.mismatches),
+                          f"{run.instructions:,}" if run.instructions else "-",
+                          f"{run.instructions_per_mac:.2f}" if run.instructions_per_mac else "-", "")
+        parts += [check, Text(f"vs the fp32 model: max |error| {v.float_max_abs_error:.4g}, argmax agreement "
+                              f"{v.float_argmax_agreement:.0%}", style="dim")]
+    return Group(*parts)

@@ -24,9 +24,10 @@ MCU_OPS = frozenset({
     "Conv", "Gemm", "MatMul", "Add", "Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool",
     "Reshape", "Flatten", "Concat", "Softmax",
 })
-# Ops an MCU export folds away: into the previous layer's weights, into the int8 boundary, or into a view.
+# Ops an MCU export folds away: into the previous layer's weights, into the int8 boundary, into a view,
+# or (zero Pad) into the next Conv's padding.
 MCU_FOLDED = frozenset({
-    "BatchNormalization", "Identity", "Dropout", "Squeeze", "Unsqueeze", "QuantizeLinear", "DequantizeLinear",
+    "BatchNormalization", "Pad", "Identity", "Dropout", "Squeeze", "Unsqueeze", "QuantizeLinear", "DequantizeLinear",
 })
 _MCU_ALTERNATIVES = {
     "Sigmoid": "use Relu or Relu6 (Clip 0..6) activations",

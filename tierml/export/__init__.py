@@ -1,0 +1,1 @@
+"""Export targets: C source and an int8 runtime for microcontrollers (`tierml export --target mcu`)."""
