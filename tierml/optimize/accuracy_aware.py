@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from pydantic import BaseModel, Field
 
 from tierml.model.load import serialize
@@ -90,6 +91,8 @@ class Probe:
     reference: np.ndarray
     threads: int
     deadline: float
+    fp32: ort.InferenceSession | None = None  # timed beside every candidate
+    fp32_ms: float = 0.0
 
     def measure(self, name: str, model: onnx.ModelProto, excluded: list[str] | None = None) -> Trial:
         outputs = run(model, self.data.x, self.threads)
@@ -104,12 +107,30 @@ class Probe:
 
 
 def median_ms(model: onnx.ModelProto, probe: Probe, rounds: int = 3) -> float:
-    """The lowest of `rounds` medians: on a shared machine other work only ever slows a round down."""
+    """Host latency at batch 1, corrected for what else the machine was doing.
+
+    Each round times the candidate and the fp32 model back to back; each keeps the lowest of its round
+    medians (other work only ever slows a round down). The candidate's time is reported relative to fp32
+    in the same window, scaled by fp32's first measurement, so a busy spell during one candidate's turn
+    does not make it look slower than one measured in a quiet spell.
+    """
     session = make_session(model, probe.threads)
     feeds = {session.get_inputs()[0].name: probe.data.x[:1]}
+
+    def lowest(s: ort.InferenceSession, times: list[float]) -> None:
+        times.append(float(np.median(time_runs(s, feeds, runs=7, warmup=0, min_seconds=0.15))) * 1e3)
+
     time_runs(session, feeds, runs=3, warmup=0)
-    return min(float(np.median(time_runs(session, feeds, runs=7, warmup=0, min_seconds=0.15)))
-               for _ in range(rounds)) * 1e3
+    own: list[float] = []
+    reference: list[float] = []
+    for _ in range(rounds):
+        lowest(session, own)
+        if probe.fp32 is not None:
+            lowest(probe.fp32, reference)
+    if probe.fp32 is None:
+        probe.fp32, probe.fp32_ms = session, min(own)
+        return min(own)
+    return min(own) / min(reference) * probe.fp32_ms
 
 
 def compact(model: onnx.ModelProto) -> onnx.ModelProto:
