@@ -17,7 +17,7 @@ import numpy as np
 class Outcome:
     scheduled: float  # seconds since the run started
     latency_s: float  # from the scheduled send to the last byte of the response
-    status: int  # 0: connection failed
+    status: int  # 0: connection failed or timed out; -1: not sent (every client connection was busy)
     retry_after: str | None = None
 
 
@@ -50,7 +50,7 @@ async def open_loop(host: str, port: int, request: bytes, rate: float, duration_
         try:
             if conn is None:
                 if opened[0] >= max_connections:
-                    outcomes.append(Outcome(at, time.perf_counter() - start - at, 0))
+                    outcomes.append(Outcome(at, time.perf_counter() - start - at, -1))
                     return
                 opened[0] += 1
                 conn = await asyncio.open_connection(host, port)
@@ -92,8 +92,9 @@ def summarize(outcomes: list[Outcome], duration_s: float) -> dict:
     rejected = [o for o in outcomes if o.status in (429, 503)]
     return {
         "sent": len(outcomes), "ok": len(ok), "rejected": len(rejected),
-        "other_status": sum(1 for o in outcomes if o.status not in (0, 200, 429, 503)),
+        "other_status": sum(1 for o in outcomes if o.status not in (-1, 0, 200, 429, 503)),
         "failed": sum(1 for o in outcomes if o.status == 0),
+        "unsent": sum(1 for o in outcomes if o.status == -1),
         "ok_per_s": len(ok) / duration_s,
         "ok_p50_ms": pct(ok, 50), "ok_p99_ms": pct(ok, 99),
         "rejected_p50_ms": pct([o.latency_s for o in rejected], 50),

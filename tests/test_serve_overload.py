@@ -49,6 +49,9 @@ def test_twice_capacity_is_shed_fast_with_bounded_latency(tmp_path) -> None:
     print(f"capacity {capacity:.0f} req/s; at 2x for {elapsed:.1f} s: {result}; RSS MB {samples[0]:.1f} -> "
           f"max {max(samples):.1f}, last {samples[-1]:.1f}")
     assert result["failed"] == 0 and result["other_status"] == 0, result
+    # The load generator shares the 2 cores: when another job takes one, it can run out of free
+    # connections and not send some requests. That is the client's limit, not a server failure.
+    assert result["unsent"] <= 0.15 * result["sent"], result
     assert result["rejected"] > 0.25 * result["sent"], result
     assert result["ok_per_s"] > 0.6 * capacity, result
     assert result["rejected_without_retry_after"] == 0
