@@ -146,7 +146,7 @@ def test_wrong_field_names_file_line_and_field(tmp_path):
             title: a
             title: b
      """, r":4: key 'title' is given twice"),
-    ("- just\n- a list\n", r":1: a catalog file is a mapping"),
+    ("- just\n- a list\n", r":1: a catalog file is a YAML mapping"),
 ])
 def test_invalid_entries_are_reported_precisely(tmp_path, body, expected):
     with pytest.raises(TiermlError, match=expected):

@@ -100,7 +100,7 @@ def test_assessment_fits_energy_and_precision(digits):
     assert host_est.latency.method == "calibrated" and host_est.energy is None  # host power is not catalogued
     assert nano.precision == "int8" and pi.precision == "fp32"
     # MCU: weights stay in flash, RAM holds int8 activations only.
-    assert nano.ram.need_bytes == digits.memory.peak_activation_bytes // 4
+    assert nano.ram.need_bytes == digits.memory.peak_activation_bytes_int8 == digits.memory.peak_activation_bytes // 4
     assert nano.storage.need_bytes == weight_bytes(digits, "int8") < digits.memory.weight_bytes
     assert pi.ram.need_bytes == digits.memory.weight_bytes + digits.memory.peak_activation_bytes
     assert nano.fits and pi.fits
@@ -111,7 +111,7 @@ def test_assessment_fits_energy_and_precision(digits):
 
 def test_a_model_too_big_for_the_mcu_does_not_fit(digits):
     big = digits.model_copy(deep=True)
-    big.memory.peak_activation_bytes = 4 * 300 * 1024  # 300 KiB of int8 activations > 256 KiB
+    big.memory.peak_activation_bytes_int8 = 300 * 1024  # 300 KiB of int8 activations > 256 KiB
     cal = calibration()
     result = assess(big, load_catalog(), RooflineEstimator(cal), ["arduino-nano-33-ble-sense"], [])
     assert not result.devices[0].fits
@@ -125,10 +125,16 @@ def test_transfer_arithmetic():
     assert lte.latency_p50.value == pytest.approx(70 + serial_ms)
     assert lte.latency_p95.value == pytest.approx(150 + serial_ms)
     assert lte.radio_energy.value == pytest.approx((150_000 * 8 * 438 + 40 * 8 * 52) * 1e-6)
-    assert lte.cost_per_million.value == pytest.approx(150_040 / 1e9 * 2.0 * 1e6)
+    assert lte.cost_per_million.value == pytest.approx(150_040 / 1e9 * 2.0 * 1e6)  # cellular bills both ways
+    wifi = transfer(catalog.link("wifi-internet"), up_bytes=602_112, down_bytes=4_000)
+    assert wifi.cost_per_million.value == pytest.approx(4_000 / 1e9 * 0.09 * 1e6)  # only cloud egress is billed
     assert lte.tail_energy_j == pytest.approx(12.27)
     lora = transfer(catalog.link("lora"), up_bytes=1000, down_bytes=1)
     assert lora.packets == 5 and "5 packets" in lora.notes[0]
+    airtime_ms = 1000 * 8 / 5470 * 1e3
+    # 1% duty cycle: after each of the first 4 packets the radio stays silent 99x that packet's airtime.
+    expected = airtime_ms + 4 * (airtime_ms / 5) * 99 + 1 * 8 / 5470 * 1e3
+    assert lora.latency_p50.value == pytest.approx(1100 + expected)
 
 
 def test_layout_conversions_are_charged_on_the_host_only():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -126,10 +127,16 @@ def analyze(
 
 
 def write_report(path: Path, html: str, quiet: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the report atomically (a temporary file renamed into place)."""
+    if path.is_dir():
+        raise TiermlError(f"--report {path} is a folder; give a file name such as {path / 'report.html'}")
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(html)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise TiermlError(f"cannot write the report to {path}: {exc.strerror or exc}") from exc
     if not quiet:
         err.print(f"report written to {path}")
 
@@ -197,6 +204,47 @@ def estimate(
 
         write_report(report, estimate_report(result), as_json)
     emit(result, as_json, lambda: estimate_view(result))
+
+
+@app.command("plan")
+def plan_command(
+    spec: Annotated[Path | None, typer.Argument(help="the app spec, tierml.yaml")] = None,
+    catalog: CatalogFiles = None,
+    calibration: Annotated[Path | None, typer.Option(help="calibration JSON from `tierml calibrate --out`")] = None,
+    threads: Threads = 1,
+    as_json: JsonFlag = False,
+    report: ReportFile = None,
+    schema: Annotated[bool, typer.Option("--schema", help="print the JSON schema of tierml.yaml and exit")] = False,
+) -> None:
+    """Decide where the model should run: every placement scored, constraints applied in order, explained.
+
+    Exit code 3 when no candidate meets every constraint.
+    """
+    if schema:
+        from tierml.spec.app import json_schema
+
+        sys.stdout.write(json.dumps(json_schema(), indent=1) + "\n")
+        return
+    if spec is None:
+        raise TiermlError("give the app spec: tierml plan tierml.yaml (or --schema for its JSON schema)")
+    from tierml.cli.render import plan_view
+    from tierml.hardware.calibrate import host_device
+    from tierml.hardware.roofline import RooflineEstimator
+    from tierml.plan.planner import load_context, plan
+    from tierml.spec.app import load_spec
+
+    loaded = load_spec(spec)
+    cal = _calibration(calibration, threads, as_json)
+    context = load_context(loaded, RooflineEstimator(cal), catalog or [], host_device(cal))
+    with progress_bar("scoring placements", as_json) as update:
+        result = plan(context, cal.describe(), str(spec), update)
+    if report:
+        from tierml.report.plan import plan_report
+
+        write_report(report, plan_report(result), as_json)
+    emit(result, as_json, lambda: plan_view(result))
+    if result.winner is None:
+        raise SystemExit(3)
 
 
 @app.command()

@@ -11,6 +11,7 @@ from tierml.hardware.calibrate import Calibration
 from tierml.hardware.catalog import Catalog, Number
 from tierml.model.measure import LatencyStats
 from tierml.model.profile import ModelProfile
+from tierml.plan.planner import Plan
 
 
 def size(n: float) -> str:
@@ -31,7 +32,7 @@ def count(n: float) -> str:
 
 
 def profile_view(profile: ModelProfile, top: int = 15) -> Group:
-    shapes = ", ".join(f"{t.name}: {t.dtype}[{'x'.join(map(str, t.shape))}]" for t in profile.inputs)
+    shapes = ", ".join(t.describe() for t in profile.inputs)
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
     summary.add_column()
@@ -145,12 +146,12 @@ def catalog_view(catalog: Catalog, tier: str | None, show_links: bool) -> Group:
     parts: list = [devices]
     if show_links:
         links = Table(title="links", title_justify="left")
-        for col in ("name", "RTT p50/p95 ms", "floor ms", "up/down Mbit/s", "nJ/bit up", "USD/GB"):
+        for col in ("name", "scope", "RTT p50/p95 ms", "floor ms", "up/down Mbit/s", "nJ/bit up", "USD/GB up/down"):
             links.add_column(col, justify="left" if col == "name" else "right")
         for k in catalog.links.values():
-            links.add_row(k.name, f"{k.rtt_ms.p50:g}/{k.rtt_ms.p95:g}", f"{k.rtt_floor_ms:.3g}",
+            links.add_row(k.name, k.scope, f"{k.rtt_ms.p50:g}/{k.rtt_ms.p95:g}", f"{k.rtt_floor_ms:.3g}",
                           f"{k.up_mbps.value:g}/{k.down_mbps.value:g}", _num(k.energy_nj_per_bit_up),
-                          _num(k.usd_per_gb))
+                          f"{_num(k.usd_per_gb_up)}/{_num(k.usd_per_gb_down)}")
         parts.append(links)
     parts.append(Text("every figure cites a source: tierml devices --json shows them", style="dim"))
     return Group(*parts)
@@ -172,3 +173,46 @@ def calibration_view(cal: Calibration) -> Group:
                  Text(f"run overhead {cal.session_overhead_us:.1f} us, per extra node {cal.node_overhead_us:.2f} us; "
                       f"copy GB/s by buffer size: {sweep}"),
                  table)
+
+
+def _money(usd: float) -> str:
+    return f"${usd:,.0f}" if usd >= 100 else f"${usd:,.2f}"
+
+
+def _rate(bytes_per_day: float) -> str:
+    """Mean bit rate of a daily volume: 100 Mbit/s, 2.3 kbit/s."""
+    bits = bytes_per_day * 8 / 86_400
+    for div, unit in ((1e9, "Gbit/s"), (1e6, "Mbit/s"), (1e3, "kbit/s")):
+        if bits >= div:
+            return f"{bits / div:.3g} {unit}"
+    return f"{bits:.3g} bit/s"
+
+
+def plan_view(plan: Plan) -> Group:
+    table = Table(title=Text(f"tierml plan: {plan.app} ({len(plan.feasible)} of {len(plan.candidates)} feasible)"),
+                  title_justify="left")
+    for col in ("#", "candidate", "p50 ms", "p99 ms", "USD/year", "energy mJ", "battery h", "upstream",
+                "why not"):
+        table.add_column(col, justify="left" if col in ("candidate", "why not") else "right")
+    for c in plan.candidates:
+        binding = c.binding
+        table.add_row(
+            str(c.rank) if c.rank else "-", Text(c.name, style="bold green" if c.name == plan.winner else ""),
+            f"{c.latency_p50.value:.3g}", f"{c.latency_p99.value:.3g}", _money(c.annual_cost.value),
+            f"{c.energy_per_inference.value:.3g}" if c.energy_per_inference else "-",
+            f"{c.battery_hours.value:.3g}" if c.battery_hours else "-", _rate(c.upstream_bytes_per_day.value),
+            Text(f"{binding.constraint}: {binding.message}" if binding else "", style="red"),
+        )
+    parts: list = [table, Text("why:", style="bold")]
+    parts.extend(Text(f"  {line}") for line in plan.trace)
+    if plan.warnings:
+        parts.append(Text("warnings:", style="bold yellow"))
+        parts.extend(Text(f"  {w}", style="yellow") for w in plan.warnings)
+    if plan.winner:
+        best = plan.candidate(plan.winner)
+        parts.append(Text(f"winner: {best.name}: {best.summary}", style="bold green"))
+        parts.extend(Text(f"  note: {n}", style="dim") for n in best.notes)
+    else:
+        parts.append(Text("no feasible candidate: relax a requirement or add devices to the fleet", style="bold red"))
+    parts.append(Text(f"latency on host: {plan.calibration}; queueing: {plan.queueing}", style="dim"))
+    return Group(*parts)

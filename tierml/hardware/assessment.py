@@ -15,7 +15,7 @@ from tierml.model.measure import LatencyStats
 from tierml.model.profile import ModelProfile
 from tierml.model.tensors import TensorInfo
 
-_FLOAT_BYTES_INT8 = {"float": 4, "double": 8, "float16": 2, "bfloat16": 2}
+_FLOATS = frozenset({"float", "double", "float16", "bfloat16"})
 
 
 class Fit(BaseModel):
@@ -80,14 +80,15 @@ def weight_bytes(profile: ModelProfile, precision: Precision) -> int:
     """Stored weights at this precision (int8: floating-point weights quantized to one byte each)."""
     if precision == "fp32":
         return profile.memory.weight_bytes
-    return sum(g.count if g.dtype in _FLOAT_BYTES_INT8 else g.bytes for g in profile.params_by_dtype)
+    return sum(g.count if g.dtype in _FLOATS else g.bytes for g in profile.params_by_dtype)
 
 
 def assess_device(profile: ModelProfile, device: Device, estimator: LatencyEstimator, precision: Precision
                   ) -> DeviceEstimate:
     breakdown = estimator.latency(profile, device, precision)
     weights = weight_bytes(profile, precision)
-    activations = profile.memory.peak_activation_bytes // (4 if precision == "int8" else 1)
+    activations = (profile.memory.peak_activation_bytes_int8 if precision == "int8"
+                   else profile.memory.peak_activation_bytes)
     notes = []
     if device.tier == "mcu":
         ram = Fit(resource="ram", need_bytes=activations, have_bytes=device.ram_bytes,

@@ -14,10 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tierml.errors import TiermlError
+from tierml.errors import TiermlError, did_you_mean
+from tierml.yamlfile import read_yaml
 
 Tier = Literal["cloud", "edge", "mobile", "mcu"]
 FIBRE_KM_PER_S = 200_000.0  # light in glass (n ~ 1.47-1.5)
@@ -58,6 +58,14 @@ class Quantiles(BaseModel):
         if self.p95 < self.p50:
             raise ValueError(f"p95 ({self.p95}) is below p50 ({self.p50})")
         return self
+
+
+def _require_positive(entry: BaseModel, fields: tuple[str, ...]) -> None:
+    """Rates and capacities divide estimates: zero would be a division by zero, not a figure."""
+    for name in fields:
+        number = getattr(entry, name)
+        if number is not None and number.value <= 0:
+            raise ValueError(f"{name}.value must be greater than 0 (got {number.value:g})")
 
 
 class Entry(BaseModel):
@@ -103,6 +111,7 @@ class Device(Entry):
     def _has_compute(self) -> Device:
         if self.peak_fp32_gflops is None and self.peak_int8_gops is None:
             raise ValueError("give peak_fp32_gflops or peak_int8_gops (or both)")
+        _require_positive(self, ("peak_fp32_gflops", "peak_int8_gops", "memory_bandwidth_gbps", "ram_mb"))
         return self
 
     # Base-unit views used by the estimators (one inference uses one unit).
@@ -131,11 +140,15 @@ class Link(Entry):
     down_mbps: Number
     path_km: Number | None = None
     medium: Literal["fibre", "radio", "vacuum"] = "fibre"
+    scope: Literal["local", "wide"] = Field(
+        default="wide", description="local: stays on the site's own network; wide: crosses the internet or a carrier")
     energy_nj_per_bit_up: Number | None = None
     energy_nj_per_bit_down: Number | None = None
     tail_energy_j: Number | None = Field(default=None, description="radio tail after each transfer session")
-    usd_per_gb: Number | None = None
+    usd_per_gb_up: Number | None = None
+    usd_per_gb_down: Number | None = None
     max_payload_bytes: Number | None = None
+    duty_cycle: Number | None = Field(default=None, description="share of time the radio may transmit (LoRa: 0.01)")
 
     @property
     def rtt_floor_ms(self) -> float:
@@ -144,6 +157,11 @@ class Link(Entry):
             return 0.0
         speed = FIBRE_KM_PER_S if self.medium == "fibre" else VACUUM_KM_PER_S
         return 2 * self.path_km.value / speed * 1e3
+
+    @model_validator(mode="after")
+    def _positive_rates(self) -> Link:
+        _require_positive(self, ("up_mbps", "down_mbps", "duty_cycle"))
+        return self
 
     @model_validator(mode="after")
     def _rtt_above_floor(self) -> Link:
@@ -193,19 +211,11 @@ class Catalog(BaseModel):
         return Catalog(sources={**self.sources, **(sources or {})}, devices={**self.devices, device.name: device},
                        links=self.links)
 
-    def cite(self, number: Number) -> str:
-        source = self.sources.get(number.source)
-        return f"{source.title} ({source.date})" if source else number.source
-
 
 def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
-    import difflib
-
     names = sorted(known)
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return f"unknown {kind} '{name}'; {hint}run `tierml devices` to list them (known: {', '.join(names[:12])}" + (
-        ", ...)" if len(names) > 12 else ")")
+    listed = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+    return f"unknown {kind} '{name}'; {did_you_mean(name, names)}run `tierml devices` to list them (known: {listed})"
 
 
 def builtin_paths() -> list[Path]:
@@ -239,38 +249,16 @@ def merge(parts: Sequence[Catalog]) -> Catalog:
 
 def read_catalog_file(path: Path) -> Catalog:
     """Parse and validate one catalog file; errors name the file, the line and the field."""
-    if not path.exists():
-        raise TiermlError(f"catalog file '{path}' not found")
-    text = path.read_text()
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise TiermlError(f"{path}{where}: malformed YAML: {problem}") from exc
-    _reject_duplicate_keys(root, path)
-    if not isinstance(data, dict):
-        raise TiermlError(f"{path}:1: a catalog file is a mapping with 'sources', 'devices' and/or 'links'")
-    try:
-        parsed = CatalogFile.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = tuple(error["loc"])
-        field = _field_path(loc, data)
-        line = _line_of(root, loc)
-        raise TiermlError(f"{path}:{line}: {field}: {error['msg']}") from exc
+    doc = read_yaml(path, "catalog file")
+    parsed = doc.validate(CatalogFile)
     known_sources = set(parsed.sources) | (set() if path in builtin_paths() else set(_builtin().sources))
     for group, entries in (("devices", parsed.devices), ("links", parsed.links)):
         for index, entry in enumerate(entries):
             for field_name, number in _cited(entry):
                 if number.source not in known_sources:
-                    loc = (group, index, *field_name, "source")
-                    raise TiermlError(
-                        f"{path}:{_line_of(root, loc)}: {_field_path(loc, data)}: source '{number.source}' "
-                        "is not in the 'sources' table; add it there with title, url and date"
-                    )
+                    raise doc.error((group, index, *field_name, "source"),
+                                    f"source '{number.source}' is not in the 'sources' table; add it there with "
+                                    "title, url and date")
     return Catalog(
         sources=parsed.sources,
         devices={d.name: d for d in parsed.devices},
@@ -278,58 +266,8 @@ def read_catalog_file(path: Path) -> Catalog:
     )
 
 
-def _reject_duplicate_keys(node: yaml.Node | None, path: Path) -> None:
-    """PyYAML keeps the last of two equal keys silently; a catalog must not lose a number that way."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            if key.value in seen:
-                raise TiermlError(f"{path}:{key.start_mark.line + 1}: key '{key.value}' is given twice")
-            seen.add(key.value)
-            _reject_duplicate_keys(value, path)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _reject_duplicate_keys(item, path)
-
-
 def _cited(entry: Entry) -> list[tuple[tuple[str, ...], Number | Quantiles]]:
     cited: list[tuple[tuple[str, ...], Number | Quantiles]] = [((k,), v) for k, v in entry.numbers().items()]
     if isinstance(entry, Link):
         cited.append((("rtt_ms",), entry.rtt_ms))
     return cited
-
-
-def _field_path(loc: tuple, data: object) -> str:
-    """`devices[jetson-orin-nano].ram_mb.value` from a pydantic location."""
-    parts: list[str] = []
-    node = data
-    for key in loc:
-        if isinstance(key, int):
-            name = node[key].get("name") if isinstance(node, list) and key < len(node) and isinstance(
-                node[key], dict) else None
-            parts[-1] = f"{parts[-1]}[{name or key}]" if parts else f"[{key}]"
-        else:
-            parts.append(str(key))
-        try:
-            node = node[key]  # type: ignore[index]
-        except (KeyError, IndexError, TypeError):
-            node = None
-    return ".".join(parts) or "<root>"
-
-
-def _line_of(root: yaml.Node | None, loc: tuple) -> int:
-    """1-based line of the deepest YAML node on the path `loc` (where the error is)."""
-    node = root
-    line = (root.start_mark.line + 1) if root is not None else 1
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
-            if match is None:
-                break
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line

@@ -53,14 +53,9 @@ class LatencyBreakdown(BaseModel):
 
 
 class LatencyEstimator(ABC):
-    """A way to predict a model's latency on a device. Subclasses register themselves by `name`."""
+    """A way to predict a model's latency on a device."""
 
     name: ClassVar[str]
-    registry: ClassVar[dict[str, type[LatencyEstimator]]] = {}
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
-        LatencyEstimator.registry[cls.name] = cls
 
     @abstractmethod
     def latency(self, profile: ModelProfile, device: Device, precision: Precision) -> LatencyBreakdown:

@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from tierml.errors import TiermlError
 from tierml.hardware.calibrate import Calibration
 from tierml.hardware.catalog import Device
 from tierml.hardware.estimate import Estimate, LatencyBreakdown, LatencyEstimator, NodeTime, Precision
@@ -73,12 +74,14 @@ class RooflineEstimator(LatencyEstimator):
         if device.name == HOST:
             return (self.calibration.matmul_gflops * 1e9, self.calibration.memory_gbps * 1e9, 1.0, node, request)
         factor = device.efficiency.value if device.efficiency else 1.0
-        flops = device.peak_flops(precision) or device.peak_flops("int8" if precision == "fp32" else "fp32")
-        return flops, device.bandwidth, factor, node, request
+        flops = device.peak_flops(precision)
+        if not flops and precision == "fp32":
+            raise TiermlError(f"{device.name} has no fp32 compute (int8 only); estimate it with --precision int8 "
+                              "or auto")
+        return flops or device.peak_flops("fp32"), device.bandwidth, factor, node, request
 
     def latency(self, profile: ModelProfile, device: Device, precision: Precision = "fp32") -> LatencyBreakdown:
         peak, bandwidth, factor, overhead, request = self.peaks(device, precision)
-        byte_scale = 0.25 if precision == "int8" else 1.0
         fused = runtime_fusions(profile)
         on_host = device.name == HOST
         times = []
@@ -92,7 +95,7 @@ class RooflineEstimator(LatencyEstimator):
                 times.append(NodeTime(node=node.name, op_type=node.op_type, seconds=overhead, bound="overhead"))
                 continue
             compute = node.flops / peak
-            memory = node.bytes_moved * byte_scale / bandwidth
+            memory = (node.int8_bytes_moved if precision == "int8" else node.bytes_moved) / bandwidth
             efficiency = self.efficiency(node)
             seconds = overhead + max(compute, memory) / (efficiency * factor)
             bound = "compute" if compute >= memory else "memory"

@@ -84,13 +84,16 @@ def _conv_transpose(view: NodeView) -> Cost:
     return Cost(macs=macs, other_flops=bias)
 
 
-def _gemm(view: NodeView) -> Cost:
-    a, y = view.input(0), view.outputs[0]
-    if a is None or y is None:
-        return Cost(note="input or output shape unknown")
-    k = a.shape[0] if view.attr("transA", 0) else a.shape[-1]
-    bias = y.numel if view.input(2) is not None else 0
-    return Cost(macs=y.numel * k, other_flops=bias)
+def _gemm(bias_index: int) -> CostFn:
+    def cost(view: NodeView) -> Cost:
+        a, y = view.input(0), view.outputs[0]
+        if a is None or y is None:
+            return Cost(note="input or output shape unknown")
+        k = a.shape[0] if view.attr("transA", 0) else a.shape[-1]
+        bias = y.numel if view.input(bias_index) is not None else 0
+        return Cost(macs=y.numel * k, other_flops=bias)
+
+    return cost
 
 
 def _matmul(a_index: int, trans_attr: str | None = None) -> CostFn:
@@ -107,21 +110,25 @@ def _matmul(a_index: int, trans_attr: str | None = None) -> CostFn:
 
 def _einsum(view: NodeView) -> Cost:
     equation = str(view.attr("equation", "")).replace(" ", "")
-    operands = [t for t in view.inputs]
-    if any(t is None for t in operands) or "->" not in equation:
-        return Cost(note="einsum without explicit output or with unknown shapes: not counted")
-    lhs, rhs = equation.split("->")
+    operands = list(view.inputs)
+    if any(t is None for t in operands) or not equation:
+        return Cost(note="einsum with unknown operand shapes: not counted")
+    lhs, arrow, rhs = equation.partition("->")
     terms = lhs.split(",")
+    expanded = [_expand_ellipsis(t, len(o.shape)) for t, o in zip(terms, operands, strict=False) if o]
     sizes: dict[str, int] = {}
-    for term, tensor in zip(terms, operands, strict=False):
+    for letters, tensor in zip(expanded, operands, strict=False):
         assert tensor is not None
-        letters = _expand_ellipsis(term, len(tensor.shape))
         for letter, size in zip(letters, tensor.shape, strict=True):
             sizes[letter] = max(sizes.get(letter, 1), size)
-    expanded = [_expand_ellipsis(t, len(o.shape)) for t, o in zip(terms, operands, strict=False) if o]
-    out_letters = _expand_ellipsis(rhs, len(view.outputs[0].shape)) if view.outputs[0] else list(rhs)
-    if len(expanded) == 1:
-        return Cost(other_flops=math.prod(sizes[c] for c in expanded[0]))
+    if arrow:
+        out_letters = _expand_ellipsis(rhs, len(view.outputs[0].shape)) if view.outputs[0] else list(rhs)
+    else:  # implicit output: ellipsis dims, then the letters that appear exactly once, in order
+        counts = {c: sum(t.count(c) for t in expanded) for c in sizes}
+        out_letters = sorted(c for c in sizes if counts[c] == 1 and not c.startswith("…")) + [
+            c for c in sizes if c.startswith("…")]
+    if len(expanded) == 1:  # a transpose, trace or reduction: one pass over the distinct indices
+        return Cost(other_flops=math.prod(sizes[c] for c in dict.fromkeys(expanded[0])))
     # Contract left to right, keeping letters still needed by later operands or the output.
     macs, current = 0, expanded[0]
     for i, nxt in enumerate(expanded[1:], start=1):
@@ -181,6 +188,20 @@ def _multi_head_attention(view: NodeView) -> Cost:
     heads = int(view.attr("num_heads", 1))  # type: ignore[arg-type]
     scores = batch * heads * s_q * s_kv
     return Cost(macs=batch * s_q * s_kv * (d_qk + d_v), other_flops=scores * 6)
+
+
+def _group_query_attention(view: NodeView) -> Cost:
+    """com.microsoft GroupQueryAttention: Q [B,S,Hq*D], K/V [B,Skv,Hkv*D], plus past K/V [B,Hkv,P,D]."""
+    q, k = view.input(0), view.input(1)
+    heads = int(view.attr("num_heads", 1))  # type: ignore[arg-type]
+    if q is None or len(q.shape) != 3:
+        return Cost(note="query shape unknown: not counted")
+    batch, s_q, width = q.shape
+    head_dim = width // heads
+    past = view.input(3)
+    s_kv = (k.shape[1] if k is not None and len(k.shape) == 3 else s_q) + (past.shape[2] if past else 0)
+    scores = batch * heads * s_q * s_kv  # grouped heads share K/V, yet every query head attends to all keys
+    return Cost(macs=scores * 2 * head_dim, other_flops=scores * 6)
 
 
 def _recurrent(gates: int, cell_flops: int) -> CostFn:
@@ -282,20 +303,25 @@ _ELEMENTWISE = {
     "BatchNormalization": 2,
 }
 
-_FORMULAS: dict[str, CostFn] = {
-    "Conv": _conv(1), "FusedConv": _conv(1), "NhwcConv": _conv(1), "ConvInteger": _conv(1),
-    "QLinearConv": _conv(3), "ConvTranspose": _conv_transpose,
-    "Gemm": _gemm, "FusedGemm": _gemm, "QGemm": _gemm,
+# Formulas grouped by the speed class they are calibrated in (see op_class).
+_CONV: dict[str, CostFn] = {"Conv": _conv(1), "FusedConv": _conv(1), "NhwcConv": _conv(1), "ConvInteger": _conv(1),
+                            "QLinearConv": _conv(3)}
+_MATMUL: dict[str, CostFn] = {
+    "Gemm": _gemm(2), "FusedGemm": _gemm(2), "QGemm": _gemm(6),
     "MatMul": _matmul(0), "MatMulInteger": _matmul(0), "QLinearMatMul": _matmul(0),
     "FusedMatMul": _matmul(0, "transA"), "MatMulNBits": _matmul(0), "DynamicQuantizeMatMul": _matmul(0),
     "Einsum": _einsum, "Attention": _attention, "MultiHeadAttention": _multi_head_attention,
-    "LSTM": _recurrent(4, 6), "GRU": _recurrent(3, 6), "RNN": _recurrent(1, 2),
-    "Sum": _variadic, "Max": _variadic, "Min": _variadic, "Mean": _variadic,
+    "GroupQueryAttention": _group_query_attention,
+}
+_RECURRENT: dict[str, CostFn] = {"LSTM": _recurrent(4, 6), "GRU": _recurrent(3, 6), "RNN": _recurrent(1, 2)}
+_NORMALIZE: dict[str, CostFn] = {
     "Softmax": _per_output(5), "LogSoftmax": _per_output(6), "Hardmax": _per_output(1),
     "LayerNormalization": _per_output(8), "SimplifiedLayerNormalization": _per_output(6),
     "SkipLayerNormalization": _per_output(9), "InstanceNormalization": _per_output(8),
     "GroupNormalization": _per_output(8), "LpNormalization": _per_output(3), "RMSNormalization": _per_output(6),
     "MeanVarianceNormalization": _per_output(8), "LRN": _per_output(6),
+}
+_REDUCE: dict[str, CostFn] = {
     "MaxPool": _pool, "AveragePool": _pool, "LpPool": _pool,
     "GlobalAveragePool": _per_input(1), "GlobalMaxPool": _per_input(1), "GlobalLpPool": _per_input(2),
     "ReduceMean": _per_input(1), "ReduceSum": _per_input(1), "ReduceMax": _per_input(1),
@@ -303,7 +329,11 @@ _FORMULAS: dict[str, CostFn] = {
     "ReduceL2": _per_input(2), "ReduceSumSquare": _per_input(2), "ReduceLogSum": _per_input(1),
     "ReduceLogSumExp": _per_input(3), "ArgMax": _per_input(1), "ArgMin": _per_input(1),
     "TopK": _per_input(2), "CumSum": _per_input(1),
-    "Resize": _resize, "Upsample": _resize,
+}
+_RESIZE: dict[str, CostFn] = {"Resize": _resize, "Upsample": _resize}
+_FORMULAS: dict[str, CostFn] = {
+    **_CONV, "ConvTranspose": _conv_transpose, **_MATMUL, **_RECURRENT, **_NORMALIZE, **_REDUCE, **_RESIZE,
+    "Sum": _variadic, "Max": _variadic, "Min": _variadic, "Mean": _variadic,
     "LinearClassifier": _linear_ml, "LinearRegressor": _linear_ml, "SVMClassifier": _svm, "SVMRegressor": _svm,
     "TreeEnsembleClassifier": _tree_ensemble, "TreeEnsembleRegressor": _tree_ensemble,
     "TreeEnsemble": _tree_ensemble,
@@ -319,7 +349,6 @@ MOVEMENT_OPS = frozenset({
 })
 VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
 SHAPE_OPS = frozenset({"Shape", "Size", "Constant", "ConstantOfShape", "Range", "EyeLike"})
-CONTROL_OPS = frozenset({"If", "Loop", "Scan"})
 
 
 # Ops whose com.microsoft version means something else than the ONNX op of the same name.
@@ -335,7 +364,7 @@ def node_cost(view: NodeView) -> Cost:
         return _FORMULAS[op](view)
     if op in _ELEMENTWISE:
         return Cost(other_flops=_ELEMENTWISE[op] * view.out_numel())
-    if op in MOVEMENT_OPS or op in VIEW_OPS or op in SHAPE_OPS or op in CONTROL_OPS:
+    if op in MOVEMENT_OPS or op in VIEW_OPS or op in SHAPE_OPS:
         return Cost()
     return Cost(other_flops=view.out_numel(), note=f"no cost formula for {op}: counted 1 FLOP per output element")
 
@@ -343,34 +372,20 @@ def node_cost(view: NodeView) -> Cost:
 def op_class(node: onnx.NodeProto, weight: TensorInfo | None = None) -> str:
     """The class a node's speed is calibrated by (see tierml.hardware.calibrate)."""
     op = node.op_type
-    if op in ("Conv", "FusedConv", "NhwcConv", "ConvInteger", "QLinearConv"):
-        if weight is None or len(weight.shape) < 3:
-            return "conv"
-        group = next((a.i for a in node.attribute if a.name == "group"), 1)
-        if group > 1 and weight.shape[1] == 1:
-            return "conv_depthwise"
-        if group == 1 and weight.shape[1] < NARROW_CHANNELS:
-            return "conv_narrow"  # too few input channels to fill a SIMD register block: a slower kernel path
-        return "conv_pointwise" if math.prod(weight.shape[2:]) == 1 else "conv"
-    if op == "ConvTranspose":
-        return "conv_transpose"
-    if op in ("Gemm", "FusedGemm", "QGemm", "MatMul", "MatMulInteger", "QLinearMatMul", "FusedMatMul",
-              "MatMulNBits", "DynamicQuantizeMatMul", "Einsum", "Attention", "MultiHeadAttention"):
-        return "matmul"
-    if op in ("LSTM", "GRU", "RNN"):
-        return "recurrent"
-    if op in ("Softmax", "LogSoftmax", "Hardmax") or "Normalization" in op or op == "LRN":
-        return "normalize"
-    if "Pool" in op or op.startswith("Reduce") or op in ("ArgMax", "ArgMin", "TopK", "CumSum"):
-        return "reduce"
-    if op in ("Resize", "Upsample"):
-        return "resize"
-    if op in VIEW_OPS:
-        return "view"
-    if op in SHAPE_OPS:
-        return "shape"
-    if op in MOVEMENT_OPS:
-        return "movement"
-    if op in CONTROL_OPS:
-        return "control"
-    return "elementwise"
+    if op in _CONV:
+        return _conv_class(node, weight)
+    classes = (("conv_transpose", {"ConvTranspose"}), ("matmul", _MATMUL), ("recurrent", _RECURRENT),
+               ("normalize", _NORMALIZE), ("reduce", _REDUCE), ("resize", _RESIZE), ("view", VIEW_OPS),
+               ("shape", SHAPE_OPS), ("movement", MOVEMENT_OPS), ("control", {"If", "Loop", "Scan"}))
+    return next((name for name, ops in classes if op in ops), "elementwise")
+
+
+def _conv_class(node: onnx.NodeProto, weight: TensorInfo | None) -> str:
+    if weight is None or len(weight.shape) < 3:
+        return "conv"
+    group = next((a.i for a in node.attribute if a.name == "group"), 1)
+    if group > 1 and weight.shape[1] == 1:
+        return "conv_depthwise"
+    if group == 1 and weight.shape[1] < NARROW_CHANNELS:
+        return "conv_narrow"  # too few input channels to fill a SIMD register block: a slower kernel path
+    return "conv_pointwise" if math.prod(weight.shape[2:]) == 1 else "conv"

@@ -18,6 +18,7 @@ from pathlib import Path
 import onnx
 from pydantic import BaseModel
 
+from tierml.model.load import serialize
 from tierml.model.tensors import TensorInfo
 
 NCHWC_DOMAIN = "com.microsoft.nchwc"
@@ -42,7 +43,7 @@ def runtime_reorders(model: onnx.ModelProto, tensors: dict[str, TensorInfo]) -> 
         path = Path(tmp) / "optimized.onnx"
         options.optimized_model_filepath = str(path)
         try:
-            ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+            ort.InferenceSession(serialize(model), options, providers=["CPUExecutionProvider"])
             optimized = onnx.load(path, load_external_data=False)
         except Exception:  # models ORT cannot optimize or save (>2 GB) are estimated without conversions
             return []

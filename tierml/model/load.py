@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, EncodeError
 
 from tierml.errors import TiermlError
 
@@ -34,10 +34,22 @@ class LoadedModel:
     proto: onnx.ModelProto
     source: str
     origin: str  # "onnx" | "torch" | "sklearn"
+    digest: str = ""  # sha256 of the file the model came from, when it came from an ONNX file
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.proto.SerializeToString()).hexdigest()
+        return self.digest or hashlib.sha256(serialize(self.proto)).hexdigest()
+
+
+def serialize(model: onnx.ModelProto) -> bytes:
+    """The model's bytes; protobuf cannot hold more than 2 GB in one message."""
+    try:
+        return model.SerializeToString()
+    except (ValueError, EncodeError) as exc:
+        raise TiermlError(
+            f"the model is over 2 GB once its external weights are loaded ({model.ByteSize() / 2**30:.1f} GiB), "
+            "which one protobuf message cannot hold; tierml does not analyse models that large yet"
+        ) from exc
 
 
 def load_model(spec: str | Path, input_shapes: Shapes | None = None) -> LoadedModel:
@@ -56,7 +68,7 @@ def load_model(spec: str | Path, input_shapes: Shapes | None = None) -> LoadedMo
         return LoadedModel(from_torch(_load_torchscript(path), input_shapes or {}), str(path), "torch")
     if suffix in (".joblib", ".pkl", ".pickle"):
         return LoadedModel(from_sklearn(_load_pickle(path), input_shapes or {}), str(path), "sklearn")
-    return LoadedModel(load_onnx(path), str(path), "onnx")
+    return LoadedModel(load_onnx(path), str(path), "onnx", hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def load_onnx(path: Path) -> onnx.ModelProto:
@@ -88,9 +100,22 @@ def load_onnx(path: Path) -> onnx.ModelProto:
     try:
         onnx.checker.check_model(str(path))
     except onnx.checker.ValidationError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise TiermlError(f"'{path}' is not a valid ONNX model: {first[:300]}") from exc
+        if not _runtime_accepts(path):  # the checker is stricter than ONNX Runtime: trust what ORT runs
+            first = str(exc).strip().splitlines()[0]
+            raise TiermlError(f"'{path}' is not a valid ONNX model: {first[:300]}") from exc
     return model
+
+
+def _runtime_accepts(path: Path) -> bool:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    try:
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception:
+        return False
+    return True
 
 
 def _looks_like_onnx(data: bytes) -> bool:
@@ -113,7 +138,10 @@ def _from_recipe(path: Path, factory: str, input_shapes: Shapes) -> LoadedModel:
     build = getattr(module, factory, None)
     if not callable(build):
         raise TiermlError(f"recipe '{path}' has no callable '{factory}'")
-    obj = build()
+    try:
+        obj = build()
+    except Exception as exc:
+        raise TiermlError(f"recipe '{path}:{factory}' raised {type(exc).__name__}: {exc}") from exc
     source = f"{path}:{factory}"
     if isinstance(obj, onnx.ModelProto):
         return LoadedModel(obj, source, "onnx")

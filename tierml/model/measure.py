@@ -14,10 +14,11 @@ import onnx
 import onnxruntime as ort
 from pydantic import BaseModel
 
+from tierml.model.load import serialize
 from tierml.model.shapes import dummy_inputs
 from tierml.model.tensors import TensorInfo
 
-Progress = Callable[[int, int], None]  # (done, total)
+RunProgress = Callable[[int, int], None]  # (runs done, runs planned)
 
 
 class NodeTiming(BaseModel):
@@ -66,12 +67,12 @@ def make_session(model: onnx.ModelProto | bytes, threads: int = 1, profile_dir: 
     if profile_dir is not None:
         options.enable_profiling = True
         options.profile_file_prefix = str(profile_dir / "ort_profile")
-    data = model if isinstance(model, bytes) else model.SerializeToString()
+    data = model if isinstance(model, bytes) else serialize(model)
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
 def time_runs(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray], runs: int, warmup: int,
-              progress: Progress | None = None, min_seconds: float = 0.0, max_runs: int = 100_000) -> np.ndarray:
+              progress: RunProgress | None = None, min_seconds: float = 0.0, max_runs: int = 100_000) -> np.ndarray:
     """Seconds per `session.run`, one sample per run, after `warmup` untimed runs.
 
     At least `runs` runs, and more (up to `max_runs`) until `min_seconds` have been spent timing:
@@ -108,7 +109,7 @@ def measure_latency(
     runs: int = 50,
     warmup: int = 5,
     per_node: bool = False,
-    progress: Progress | None = None,
+    progress: RunProgress | None = None,
     min_seconds: float = 0.5,
 ) -> LatencyStats:
     """Median / p90 / p99 of at least `runs` single-request runs (and at least `min_seconds` of them);

@@ -7,15 +7,17 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import onnx
+import onnx.inliner
 import onnxruntime as ort
 from pydantic import BaseModel
 
+from tierml.model.control import CONTROL_OPS, control_cost, implicit_inputs, scalar_constants
 from tierml.model.costs import Cost, NodeView, attribute_parameters, node_cost, op_class
 from tierml.model.layout import Reorder, runtime_reorders
 from tierml.model.liveness import peak_memory
 from tierml.model.shapes import constant_tensors, infer_tensors, resolve_input_shapes, with_input_shapes
 from tierml.model.support import TierSupport, check_support
-from tierml.model.tensors import TensorInfo
+from tierml.model.tensors import TensorInfo, int8_bytes
 
 # Element types that hold shapes and indices rather than learned weights.
 _INDEX_TYPES = {onnx.TensorProto.INT64, onnx.TensorProto.BOOL, onnx.TensorProto.STRING}
@@ -52,6 +54,7 @@ class NodeProfile(BaseModel):
     input_bytes: int  # activations read
     weight_bytes: int  # constants read
     output_bytes: int
+    int8_bytes_moved: int = 0  # bytes moved if every floating-point tensor were int8
     note: str = ""
 
     @property
@@ -79,6 +82,7 @@ class Memory(BaseModel):
 
     weight_bytes: int
     peak_activation_bytes: int
+    peak_activation_bytes_int8: int  # the same peak with floating-point activations held as int8
     peak_node: str
     live_at_peak: list[str]
     largest_tensor: str
@@ -140,7 +144,7 @@ def folded_outputs(graph: onnx.GraphProto, constants: set[str]) -> set[str]:
     for node in graph.node:
         if node.op_type in _NONDETERMINISTIC:
             continue
-        inputs = [i for i in node.input if i]
+        inputs = [i for i in node.input if i] + implicit_inputs(node)
         if node.op_type in _SHAPE_ONLY or node.op_type == "Constant" or (inputs and all(i in fixed for i in inputs)):
             fixed.update(o for o in node.output if o)
     return fixed
@@ -153,23 +157,27 @@ def analyze(
     sha256: str = "",
 ) -> ModelProfile:
     """Profile `model` at the given input shapes (dynamic dims must be resolved by them)."""
+    if model.functions:  # model-local functions are costed through their bodies
+        model = onnx.inliner.inline_local_functions(model)
     graph = model.graph
     inputs = resolve_input_shapes(model, input_shapes)
     tensors = infer_tensors(model, inputs)
     stored = constant_tensors(graph)
     fixed = folded_outputs(graph, set(stored))
+    scalars = scalar_constants(graph)
     names = node_names(graph)
     nodes = [
-        _profile_node(index, name, node, tensors, set(stored), fixed)
+        _profile_node(index, name, node, tensors, set(stored), fixed, scalars)
         for index, (name, node) in enumerate(zip(names, graph.node, strict=True))
     ]
     live_steps = [(n.inputs, n.outputs) for n in nodes if not n.folded]
     live_names = [n.name for n in nodes if not n.folded]
-    activations = {
-        name: info.nbytes for name, info in tensors.items() if name not in fixed and name not in stored
-    }
+    live = {name: info for name, info in tensors.items() if name not in fixed and name not in stored}
+    activations = {name: info.nbytes for name, info in live.items()}
     outputs = [o.name for o in graph.output]
     peak = peak_memory(live_steps, activations, inputs.keys(), outputs)
+    peak_int8 = peak_memory(live_steps, {name: int8_bytes(info) for name, info in live.items()}, inputs.keys(),
+                            outputs)
     weights = list(stored.values())
     in_attributes = sum(attribute_parameters(node) for node in graph.node)
     largest = max(activations.items(), key=lambda kv: kv[1], default=("", 0))
@@ -188,6 +196,7 @@ def analyze(
         memory=Memory(
             weight_bytes=sum(w.nbytes for w in weights) + 4 * in_attributes,
             peak_activation_bytes=peak.peak_bytes,
+            peak_activation_bytes_int8=peak_int8.peak_bytes,
             peak_node=live_names[peak.step] if peak.step >= 0 else "",
             live_at_peak=list(peak.live),
             largest_tensor=largest[0],
@@ -225,25 +234,30 @@ def _profile_node(
     tensors: Mapping[str, TensorInfo],
     stored: set[str],
     fixed: set[str],
+    scalars: Mapping[str, int],
 ) -> NodeProfile:
     ins = [tensors.get(i) if i else None for i in node.input]
     outs = [tensors.get(o) if o else None for o in node.output]
-    cost = _cost(node, ins, outs, tensors)
+    cost = _cost(node, tensors, scalars)
     unknown = [o for o, info in zip(node.output, outs, strict=True) if o and info is None]
     note = cost.note or (f"shape of {unknown[0]} unknown" if unknown else "")
-    distinct = {i: info for i, info in zip(node.input, ins, strict=True) if i and info is not None}
-    weight = ins[1] if len(ins) > 1 and node.input[1] in fixed else None
+    hidden = implicit_inputs(node)  # what If/Loop/Scan bodies read from the outer graph
+    distinct = {i: info for i, info in zip([*node.input, *hidden], [*ins, *(tensors.get(h) for h in hidden)],
+                                           strict=True) if i and info is not None}
+    weight_index = 3 if node.op_type == "QLinearConv" else 1
+    weight = ins[weight_index] if len(ins) > weight_index and node.input[weight_index] in fixed else None
+    moved = [*distinct.values(), *(t for t in outs if t is not None)]
     return NodeProfile(
         index=index,
         name=name,
         op_type=node.op_type,
         domain=node.domain,
         op_class=op_class(node, weight),
-        inputs=[i for i in node.input if i],
+        inputs=[*(i for i in node.input if i), *hidden],
         outputs=[o for o in node.output if o],
         input_shapes=[list(t.shape) if t else None for i, t in zip(node.input, ins, strict=True) if i],
         output_shapes=[list(t.shape) if t else None for o, t in zip(node.output, outs, strict=True) if o],
-        const_inputs=[i for i in dict.fromkeys(node.input) if i and i in fixed],
+        const_inputs=[i for i in dict.fromkeys([*node.input, *hidden]) if i and i in fixed],
         attrs=_simple_attributes(node),
         folded=bool(node.output) and all(o in fixed for o in node.output if o),
         macs=cost.macs,
@@ -253,6 +267,7 @@ def _profile_node(
         input_bytes=sum(t.nbytes for i, t in distinct.items() if i not in fixed),
         weight_bytes=sum(t.nbytes for i, t in distinct.items() if i in fixed),
         output_bytes=sum(t.nbytes for t in outs if t is not None),
+        int8_bytes_moved=sum(int8_bytes(t) for t in moved),
         note=note,
     )
 
@@ -270,35 +285,9 @@ def _simple_attributes(node: onnx.NodeProto) -> dict[str, int | float | str | li
     return found
 
 
-def _cost(
-    node: onnx.NodeProto,
-    ins: list[TensorInfo | None],
-    outs: list[TensorInfo | None],
-    tensors: Mapping[str, TensorInfo],
-) -> Cost:
-    if node.op_type not in ("If", "Loop", "Scan"):
-        return node_cost(NodeView(node, ins, outs))
-    bodies = [
-        _graph_cost(attr.g, tensors) for attr in node.attribute if attr.type == onnx.AttributeProto.GRAPH
-    ]
-    if not bodies:
-        return Cost()
-    unknown = sum(int(c.note) for c in bodies if c.note)
-    missing = f"; {unknown} body nodes with unknown shapes not counted" if unknown else ""
-    if node.op_type == "If":
-        costliest = max(bodies, key=lambda c: c.flops)
-        return Cost(costliest.macs, costliest.other_flops, f"If: the costlier branch is counted{missing}")
-    body = bodies[0]
-    return Cost(body.macs, body.other_flops, f"{node.op_type}: one iteration of the body is counted{missing}")
-
-
-def _graph_cost(graph: onnx.GraphProto, tensors: Mapping[str, TensorInfo]) -> Cost:
-    """Summed cost of a subgraph; `note` carries how many of its nodes had outputs of unknown shape."""
-    macs = other = unknown = 0
-    for node in graph.node:
-        ins = [tensors.get(i) if i else None for i in node.input]
-        outs = [tensors.get(o) if o else None for o in node.output]
-        unknown += any(o and info is None for o, info in zip(node.output, outs, strict=True))
-        cost = _cost(node, ins, outs, tensors)
-        macs, other = macs + cost.macs, other + cost.other_flops
-    return Cost(macs, other, str(unknown) if unknown else "")
+def _cost(node: onnx.NodeProto, tensors: Mapping[str, TensorInfo], scalars: Mapping[str, int]) -> Cost:
+    if node.op_type in CONTROL_OPS:
+        return control_cost(node, tensors, scalars, lambda inner: _cost(inner, tensors, scalars))
+    ins = [tensors.get(i) if i else None for i in node.input]
+    outs = [tensors.get(o) if o else None for o in node.output]
+    return node_cost(NodeView(node, ins, outs))

@@ -10,6 +10,7 @@ import onnx
 from onnx import shape_inference
 
 from tierml.errors import TiermlError
+from tierml.model.load import serialize
 from tierml.model.tensors import TensorInfo
 
 _SHAPE_RE = re.compile(r"^(?:(?P<name>[^=]+)=)?(?P<dims>\d+(?:[x,]\d+)*)$")
@@ -146,9 +147,17 @@ def infer_tensors(model: onnx.ModelProto, inputs: Mapping[str, TensorInfo]) -> d
 
 
 def with_input_shapes(model: onnx.ModelProto, inputs: Mapping[str, TensorInfo]) -> onnx.ModelProto:
-    """A copy of the model whose graph inputs carry the given concrete shapes."""
+    """A copy of the model whose graph inputs carry the given concrete shapes.
+
+    Shapes stored for intermediate tensors and outputs are dropped (element types kept): an exporter
+    traced at another input size leaves stale ones that inference would otherwise trust.
+    """
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
+    del fixed.graph.value_info[:]
+    for vi in fixed.graph.output:
+        if vi.type.HasField("tensor_type"):
+            vi.type.tensor_type.ClearField("shape")
     for vi in fixed.graph.input:
         if vi.name in inputs:
             shape = vi.type.tensor_type.shape
@@ -207,7 +216,7 @@ def _shapes_from_run(
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(serialize(probe), options, providers=["CPUExecutionProvider"])
         names = [o.name for o in session.get_outputs()]
         values = session.run(names, dummy_inputs(inputs))
     except Exception as exc:
@@ -225,8 +234,3 @@ def _shapes_from_run(
             elem = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
             found[name] = TensorInfo(name=name, elem_type=elem, shape=tuple(value.shape))
     return found
-
-
-def describe(info: TensorInfo) -> str:
-    """`float[1x3x224x224]`."""
-    return f"{info.dtype}[{'x'.join(map(str, info.shape))}]"

@@ -49,3 +49,15 @@ class TensorInfo(BaseModel):
     @property
     def nbytes(self) -> int:
         return (self.numel * dtype_bits(self.elem_type) + 7) // 8
+
+    def describe(self) -> str:
+        """`x: float[1x3x224x224]`."""
+        return f"{self.name}: {self.dtype}[{'x'.join(map(str, self.shape))}]"
+
+
+_FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
+
+
+def int8_bytes(info: TensorInfo) -> int:
+    """Bytes the tensor would take with floating-point values quantized to int8 (others unchanged)."""
+    return info.numel if info.elem_type in _FLOATS else info.nbytes

@@ -16,7 +16,7 @@ def analyze_report(profile: ModelProfile, stats: LatencyStats | None = None) -> 
     mem = profile.memory
     page.heading("Summary")
     page.table(["figure", "value"], [
-        ("inputs", ", ".join(f"{t.name} {t.dtype}[{'x'.join(map(str, t.shape))}]" for t in profile.inputs)),
+        ("inputs", ", ".join(t.describe() for t in profile.inputs)),
         ("parameters", profile.params),
         ("MACs", profile.macs),
         ("FLOPs (2 x MACs + other)", profile.flops),

@@ -1,0 +1,1 @@
+"""`tierml plan`: candidate placements, constraints, scores and the explained decision."""

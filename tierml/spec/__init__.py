@@ -1,0 +1,1 @@
+"""The app spec (tierml.yaml)."""
