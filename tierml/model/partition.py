@@ -165,7 +165,10 @@ def build(model: onnx.ModelProto, input_shapes: Shapes | None = None) -> Partiti
     constants = {init.name for init in folded.graph.initializer}
     reads = [[t for t in _unique([*n.input, *implicit_inputs(n)]) if t and t not in constants]
              for n in folded.graph.node]
-    graph = PartitionGraph(folded, inputs, tensors, node_names(folded.graph), reads)
+    names = node_names(folded.graph)
+    for node, name in zip(folded.graph.node, names, strict=True):
+        node.name = name  # the profiler reports per-node times by name
+    graph = PartitionGraph(folded, inputs, tensors, names, reads)
     for index, node in enumerate(folded.graph.node):
         for t in node.output:
             if t:

@@ -10,7 +10,7 @@ against tierml serve, Triton and KServe alike:
 from __future__ import annotations
 
 import http.client
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -112,10 +112,17 @@ class InferenceClient:
 
     def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None,
               version: int | None = None, binary_data: bool = True, request_id: str | None = None,
-              parameters: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
-        """Run one request; the named outputs (all by default) as numpy arrays."""
+              parameters: Mapping[str, Any] | None = None, compress: Callable[[bytes], bytes] | None = None,
+              content_encoding: str = "") -> dict[str, np.ndarray]:
+        """Run one request; the named outputs (all by default) as numpy arrays.
+
+        `compress` with its `content_encoding` name (e.g. lz4) compresses the request body on the way up.
+        """
         body, header_length = encode_request(inputs, outputs, binary_data, request_id, parameters)
         headers = {} if header_length is None else {"inference-header-content-length": str(header_length)}
+        if compress is not None:
+            body = compress(body)
+            headers["content-encoding"] = content_encoding
         status, response_headers, data = self._request("POST", _model_path(model, version, "/infer"), body, headers)
         _raise_for(status, data, response_headers)
         length = response_headers.get("inference-header-content-length")
