@@ -80,7 +80,7 @@ def test_small_messages_take_the_round_trip_delay(sink):
 
 
 def test_large_messages_take_the_rate(sink):
-    size = 250_000  # 2 Mbit: 0.2 s at 10 Mbit/s (less the 16 KiB burst), plus 2 x 10 ms
+    size = 250_000  # 2 Mbit: 0.2 s at 10 Mbit/s (less the 4 KiB burst), plus 2 x 10 ms
     with BackgroundLinkProxy(("127.0.0.1", sink.port), Direction(10, 10), Direction(10, 10)) as proxy:
         seconds = send_seconds(proxy.port, size)
     assert seconds == pytest.approx((size - Direction().burst_bytes) * 8 / 10e6 + 0.02, rel=0.1)
@@ -92,7 +92,7 @@ def test_rate_changes_at_run_time(sink):
         proxy.set_rate(up_mbps=2)
         time.sleep(0.05)
         slow = send_seconds(proxy.port, 100_000)
-    burst = Direction().burst_bytes  # the first 16 KiB leave at once, as from a full token bucket
+    burst = Direction().burst_bytes  # the first 4 KiB leave at once, as from a full token bucket
     assert fast == pytest.approx((100_000 - burst) * 8 / 20e6, rel=0.25)
     assert slow == pytest.approx((100_000 - burst) * 8 / 2e6, rel=0.1)
 

@@ -35,7 +35,7 @@ class Direction:
     rate_mbps: float | None = None
     delay_ms: float = 0.0
     jitter_ms: float = 0.0
-    burst_bytes: int = 16384  # token bucket depth (tbf's burst)
+    burst_bytes: int = 4096  # token bucket depth (tbf's burst)
 
 
 def directions(link: Link) -> tuple[Direction, Direction]:

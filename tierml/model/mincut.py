@@ -22,6 +22,7 @@ import networkx as nx
 from tierml.model.partition import Cut, PartitionGraph
 
 _SOURCE, _SINK = "__device__", "__server__"
+_SCALE = 1e4  # capacities as integers (0.1 us): networkx's flow on floats can return an inconsistent cut
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,12 @@ def min_cut(graph: PartitionGraph, device_ms: Sequence[float], server_ms: Sequen
         if o in graph.producer:
             to_server[graph.producer[o]] += ms
     for i in range(len(graph.names)):
-        flow.add_edge(_SOURCE, i, capacity=to_server[i])
-        flow.add_edge(i, _SINK, capacity=device_ms[i])
+        flow.add_edge(_SOURCE, i, capacity=_integer(to_server[i]))
+        flow.add_edge(i, _SINK, capacity=_integer(device_ms[i]))
     for t, users in graph.consumers.items():
         made_by = graph.producer.get(t, _SOURCE)
         tensor = ("tensor", t)
-        flow.add_edge(made_by, tensor, capacity=tensor_ms[t])
+        flow.add_edge(made_by, tensor, capacity=_integer(tensor_ms[t]))
         for user in users:
             flow.add_edge(tensor, user)  # no capacity attribute = infinite
             if made_by != _SOURCE:
@@ -73,6 +74,10 @@ def min_cut(graph: PartitionGraph, device_ms: Sequence[float], server_ms: Sequen
     _, (device_side, _) = nx.minimum_cut(flow, _SOURCE, _SINK)
     head = {v for v in device_side if isinstance(v, int)}
     return split_cost(graph, graph.cut(head), device_ms, server_ms, tensor_ms, output_ms)
+
+
+def _integer(ms: float) -> int:
+    return round(min(ms, 1e9) * _SCALE)
 
 
 def brute_force(graph: PartitionGraph, cuts: Sequence[Cut], device_ms: Sequence[float], server_ms: Sequence[float],
