@@ -216,3 +216,28 @@ def plan_view(plan: Plan) -> Group:
         parts.append(Text("no feasible candidate: relax a requirement or add devices to the fleet", style="bold red"))
     parts.append(Text(f"latency on host: {plan.calibration}; queueing: {plan.queueing}", style="dim"))
     return Group(*parts)
+
+
+def split_view(data: dict) -> Group:
+    """`tierml split`: the ranked (cut, encoding) options with their predicted latency breakdown."""
+    link = data["link"]
+    title = (f"tierml split: {data['model']} on {data['device']} -> {data['server']} over {link} "
+             f"({data['cuts_enumerated']} cuts{'' if data['exhaustive'] else ' (prefixes)'}, "
+             f"{data['candidates_profiled']} profiled)")
+    table = Table(title=Text(title), title_justify="left")
+    for col in ("#", "cut (head nodes: crossing tensors)", "encoding", "up bytes", "head", "encode", "network",
+                "decode", "tail", "total ms"):
+        table.add_column(col, justify="left" if col.startswith(("cut", "enc")) else "right")
+    for rank, b in enumerate(data["ranked"], 1):
+        cut = b["cut"] if len(b["cut"]) <= 60 else b["cut"][:57] + "..."
+        table.add_row(str(rank), Text(cut, style="bold green" if rank == 1 else ""), b["encoding"],
+                      f"{b['up_bytes']:,}", *(f"{b[k]:.3g}" for k in ("head_ms", "encode_ms", "network_ms",
+                                                                        "decode_ms", "tail_ms", "total_ms")))
+    state = data["link_state"]
+    parts: list = [table]
+    parts.append(Text(f"exact min cut (additive per-node costs): {data['min_cut']['cut'][:60]} "
+                      f"-> {data['min_cut']['total_ms']:.3g} ms measured; chain scan (prefixes only): "
+                      f"{data['chain_scan']['cut'][:60]} -> {data['chain_scan']['total_ms']:.3g} ms", style="dim"))
+    parts.append(Text(f"link: {state['up_mbps']:g} Mbit/s up, {state['down_mbps']:g} down, RTT {state['rtt_ms']:g} ms; "
+                      f"device = {data['device']} x {data['device_factor']:g}", style="dim"))
+    return Group(*parts)

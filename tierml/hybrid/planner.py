@@ -63,7 +63,7 @@ class SplitPlan:
     exhaustive: bool
 
     def to_dict(self, top: int = 10) -> dict:
-        return {"link": vars(self.link), "cuts_enumerated": self.cuts_enumerated, "exhaustive": self.exhaustive,
+        return {"link_state": vars(self.link), "cuts_enumerated": self.cuts_enumerated, "exhaustive": self.exhaustive,
                 "candidates_profiled": len(self.profiles), "chosen": self.ranked[0].to_dict(),
                 "min_cut": self.min_cut.to_dict(), "chain_scan": self.chain_scan.to_dict(),
                 "ranked": [b.to_dict() for b in self.ranked[:top]], "table": self.table.to_dict()}

@@ -40,8 +40,8 @@ class Cut:
     nbytes: int  # fp32 / native bytes of the crossing tensors, one sample as shaped
 
     def key(self) -> str:
-        """A short stable id: head size and the crossing tensors."""
-        return f"{len(self.head)}:{','.join(self.tensors)}"
+        """A short stable id: head size and the crossing tensors ('device-only' when nothing crosses)."""
+        return f"{len(self.head)}:{','.join(self.tensors)}" if self.tensors else "device-only"
 
 
 @dataclass
