@@ -10,6 +10,7 @@ answered by the whole model here and flagged `degraded`.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Mapping
@@ -91,11 +92,10 @@ class SplitRuntime:
         self.estimate = LinkEstimate(initial_mbps or table.centre(len(table.edges) // 2), table.rtt_ms)
         self.policy = Hysteresis(table, margin, dwell)
         self.full = make_session((bundle.device_dir / "full.onnx").read_bytes(), threads)
-        self.heads: dict[int, ort.InferenceSession] = {}
+        self.threads = threads
+        self.heads: dict[int, ort.InferenceSession | None] = {}
         for choice in table.choices:
-            path = bundle.head_path(choice.cut)
-            if path is not None and choice.cut not in self.heads:
-                self.heads[choice.cut] = make_session(path.read_bytes(), threads)
+            self._head(choice.cut)
         self.client = InferenceClient(server_url, timeout_s=timeout_s)
         self.server_up = True
         self._stop = threading.Event()
@@ -129,14 +129,23 @@ class SplitRuntime:
             return self._local(feeds, start, choice.cut, "server unreachable")
         link = self.estimate.state(self.bundle.table.down_ratio)
         remote_ms = profile.latency(choice.encoding, link).total_ms
-        local_ms = min((p.head_ms for p in self.bundle.profiles if p.local), default=None)
-        if self.deadline_ms is not None and remote_ms > self.deadline_ms and (local_ms is None or local_ms < remote_ms):
+        local = next((i for i, p in enumerate(self.bundle.profiles) if p.local), None)
+        local_ms = self.bundle.profiles[local].head_ms if local is not None else math.inf
+        if self.deadline_ms is not None and remote_ms > self.deadline_ms and local_ms < remote_ms:
             return self._local(feeds, start, choice.cut, f"deadline: {remote_ms:.0f} ms predicted remotely")
-        return self._remote(feeds, start, choice.cut, choice.encoding)
+        if local is not None and local_ms < remote_ms:  # the table assumed another RTT: the device alone is faster
+            self._local_since_probe = True
+            return self._local(feeds, start, local)
+        return self.run_cut(feeds, choice.cut, choice.encoding, start)
 
-    def _remote(self, feeds: Mapping[str, np.ndarray], start: float, cut: int, encoding: str) -> SplitResult:
+    def run_cut(self, feeds: Mapping[str, np.ndarray], cut: int, encoding: str, start: float | None = None
+                ) -> SplitResult:
+        """One request at a fixed (cut, encoding), bypassing the table (baselines and the oracle use this)."""
+        start = time.perf_counter() if start is None else start
+        if self.bundle.profiles[cut].local:
+            return self._local(feeds, start, cut)
         values = dict(feeds)
-        head = self.heads.get(cut)
+        head = self._head(cut)
         if head is not None:
             outs = self._run_device(head, values)
             values.update(outs)
@@ -167,6 +176,12 @@ class SplitRuntime:
         result = {k: v for k, v in values.items() if k in self._output_names()} | outputs
         return SplitResult(result, (time.perf_counter() - start) * 1e3, cut, encoding, up_bytes=body_bytes[0],
                            estimate_mbps=self.estimate.up_mbps, estimate_rtt_ms=self.estimate.rtt_ms)
+
+    def _head(self, cut: int) -> ort.InferenceSession | None:
+        if cut not in self.heads:
+            path = self.bundle.head_path(cut)
+            self.heads[cut] = make_session(path.read_bytes(), self.threads) if path is not None else None
+        return self.heads[cut]
 
     def _local(self, feeds: Mapping[str, np.ndarray], start: float, cut: int, reason: str = "") -> SplitResult:
         outputs = self._run_device(self.full, dict(feeds))
@@ -200,7 +215,7 @@ class SplitRuntime:
         """RTT from a health check; bandwidth too while nothing else is measuring it; server up or down."""
         try:
             began = time.perf_counter()
-            ready = client.ready()
+            ready = client.live()
             self.estimate.observe(0, time.perf_counter() - began, 0.0)
             if ready and self._local_since_probe:
                 size = int(min(256_000, max(8_000, self.estimate.up_mbps * 1e6 / 8 * 0.1)))

@@ -110,6 +110,13 @@ class InferenceClient:
         """Server metadata, or a model's when `model` is given."""
         return self._json("GET", "/v2" if model is None else _model_path(model, version, ""))
 
+    def load_model(self, model: str) -> None:
+        """Load (or reload) a model from the repository (the server must run with --model-control-mode explicit)."""
+        self._json("POST", f"/v2/repository/models/{quote(model, safe='')}/load", b"{}")
+
+    def unload_model(self, model: str) -> None:
+        self._json("POST", f"/v2/repository/models/{quote(model, safe='')}/unload", b"{}")
+
     def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None,
               version: int | None = None, binary_data: bool = True, request_id: str | None = None,
               parameters: Mapping[str, Any] | None = None, compress: Callable[[bytes], bytes] | None = None,
