@@ -49,7 +49,7 @@ from tierml.model.partition import Cut, PartitionGraph
 from tierml.model.shapes import dummy_inputs, parse_input_shapes
 from tierml.serve.client import InferenceClient
 
-SHAPES = {"ppocr-cls": "x=1x3x48x192", "yolov8n": "images=1x3x320x320", "ppocr-rec": "x=1x3x48x320"}
+SHAPES = {"yolov8n": "images=1x3x320x320", "ppocr-rec": "x=1x3x48x320", "ppocr-cls": "x=1x3x48x192"}
 LINKS = [("CAT1", 0.13, 50.0), ("3G", 1.1, 40.0), ("4G", 5.85, 30.0), ("Wi-Fi", 18.88, 10.0)]  # up Mbit/s, one-way ms
 DOWN_RATIO = 4.0
 ENCODINGS = ["fp32", "fp32+lz4"]
@@ -376,16 +376,19 @@ def main() -> None:
     parser.add_argument("--trace-seconds", type=int, default=40)
     args = parser.parse_args()
     subprocess.run(["taskset", "-p", "-c", "0", str(os.getpid())], check=True, capture_output=True)
+    if args.part in ("regret", "all"):
+        with tempfile.TemporaryDirectory(prefix="tierml-split-") as tmp:
+            results: list[dict] = []
+            for key in args.models:
+                results.append(run_model(key, args.factor, args.reps, Path(tmp), args.quick))
+                report(results, args)  # after every model: a late failure keeps what was measured
     if args.part in ("dynamics", "all"):
         with tempfile.TemporaryDirectory(prefix="tierml-split-") as tmp:
             dynamics = run_dynamics(args.trace_model, args.factor, args.trace_seconds, Path(tmp))
         write_results("split_dynamics", {"factor": args.factor, **dynamics})
-    if args.part == "dynamics":
-        return
-    results = []
-    with tempfile.TemporaryDirectory(prefix="tierml-split-") as tmp:
-        for key in args.models:
-            results.append(run_model(key, args.factor, args.reps, Path(tmp), args.quick))
+
+
+def report(results: list[dict], args: argparse.Namespace) -> None:
     rows = [r for m in results for r in m["rows"]]
     regrets = np.array([r["regret"] for r in rows])
     summary = {
@@ -398,9 +401,8 @@ def main() -> None:
                 ["model", "link", "tierml ms", "oracle ms", "regret", "device-only", "cloud-only", "chain scan",
                  "tierml choice"],
                 [[r["model"], r["link"], r["tierml_ms"], r["oracle_ms"], r["regret"], r["device_only_ms"],
-                  r["cloud_only_ms"], r["chain_scan_ms"], r["tierml_choice"][:50]]
-                 for r in rows])
-    print(summary)
+                  r["cloud_only_ms"], r["chain_scan_ms"], r["tierml_choice"][:50]] for r in rows])
+    print(summary, flush=True)
     write_results("split_regret" + ("_quick" if args.quick else ""),
                   {"factor": args.factor, "links": LINKS, "encodings": ENCODINGS, "summary": summary,
                    "models": results})

@@ -79,3 +79,25 @@ def test_three_tiers_match_brute_force_over_prefix_pairs():
                  + sum(links[1][t] for t in prefixes[b].tensors) + (20.0 if prefixes[b].tensors else 0.0))
         brute = min(brute, total)
     assert abs(best.total_ms - brute) < 1e-9
+
+
+def test_the_planner_takes_the_exact_cut_when_no_prefix_is_as_good():
+    from tierml.hardware.estimate import Estimate, LatencyBreakdown, NodeTime
+    from tierml.model.profile import analyze
+    from tierml.plan.split import best_cut, chain_cut
+
+    profile = analyze(residual_model())
+
+    def breakdown(ms: dict[str, float]) -> LatencyBreakdown:
+        nodes = [NodeTime(node=n.name, op_type=n.op_type, seconds=ms.get(n.name, 0.0) / 1e3, bound="compute")
+                 for n in profile.nodes]
+        return LatencyBreakdown(total=Estimate(value=sum(ms.values()), unit="ms", method="catalogue"), nodes=nodes)
+
+    # the projection is cheap on the device and dear on the server; the main branch the other way round:
+    # the best head is {conv1, relu1, proj}, which no prefix of the execution order is
+    head = breakdown({"conv2": 100.0, "conv3": 100.0})
+    tail = breakdown({"proj": 1000.0})
+    chain = chain_cut(profile, head, tail, 1.0, lambda b: 10 + b / 1000)
+    best = best_cut(profile, head, tail, 1.0, lambda b: 10 + b / 1000)
+    assert best.tensors == ("p", "r1") and best.head_ms == 0.0
+    assert best.total_ms < 20 < chain.total_ms

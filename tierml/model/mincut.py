@@ -55,25 +55,40 @@ def min_cut(graph: PartitionGraph, device_ms: Sequence[float], server_ms: Sequen
     `device_ms[i]` / `server_ms[i]`: node i's time on each side; `tensor_ms[t]`: sending tensor t up;
     `output_ms[o]`: sending model output o back down when the server makes it.
     """
+    head = solve(graph.reads, graph.producer, device_ms, server_ms, tensor_ms, output_ms)
+    return split_cost(graph, graph.cut(head), device_ms, server_ms, tensor_ms, output_ms)
+
+
+def solve(reads: Sequence[Sequence[str]], producer: Mapping[str, int], device_ms: Sequence[float],
+          server_ms: Sequence[float], tensor_ms: Mapping[str, float], output_ms: Mapping[str, float] | None = None
+          ) -> set[int]:
+    """The head (node indices) of the min cut of a DAG given as the tensors each node reads and who makes them.
+
+    Tensors nobody makes are the model's inputs (they start on the device).
+    """
     flow = nx.DiGraph()
-    to_server = [server_ms[i] for i in range(len(graph.names))]
+    n = len(reads)
+    to_server = list(server_ms[:n])
     for o, ms in (output_ms or {}).items():
-        if o in graph.producer:
-            to_server[graph.producer[o]] += ms
-    for i in range(len(graph.names)):
+        if o in producer:
+            to_server[producer[o]] += ms
+    for i in range(n):
         flow.add_edge(_SOURCE, i, capacity=_integer(to_server[i]))
         flow.add_edge(i, _SINK, capacity=_integer(device_ms[i]))
-    for t, users in graph.consumers.items():
-        made_by = graph.producer.get(t, _SOURCE)
+    consumers: dict[str, list[int]] = {}
+    for i, tensors in enumerate(reads):
+        for t in dict.fromkeys(tensors):
+            consumers.setdefault(t, []).append(i)
+    for t, users in consumers.items():
+        made_by = producer.get(t, _SOURCE)
         tensor = ("tensor", t)
-        flow.add_edge(made_by, tensor, capacity=_integer(tensor_ms[t]))
+        flow.add_edge(made_by, tensor, capacity=_integer(tensor_ms.get(t, 0.0)))
         for user in users:
             flow.add_edge(tensor, user)  # no capacity attribute = infinite
             if made_by != _SOURCE:
                 flow.add_edge(user, made_by)
     _, (device_side, _) = nx.minimum_cut(flow, _SOURCE, _SINK)
-    head = {v for v in device_side if isinstance(v, int)}
-    return split_cost(graph, graph.cut(head), device_ms, server_ms, tensor_ms, output_ms)
+    return {v for v in device_side if isinstance(v, int)}
 
 
 def _integer(ms: float) -> int:
