@@ -355,6 +355,8 @@ def split_command(
     out_dir: Annotated[Path | None, typer.Option("--out", help="write the bundle (device heads, server tails, table)")
                        ] = None,
     top: Annotated[int, typer.Option(min=1, help="ranked cuts to print")] = 10,
+    objective: Annotated[str, typer.Option(help="latency (one request) or throughput (pipelined frames: the "
+                                                "slowest of device, link, server)")] = "latency",
     requests: Annotated[int, typer.Option(min=1, help="split run: requests to send")] = 20,
     deadline_ms: Annotated[float | None, typer.Option(help="split run: answer locally when remote would miss it")
                            ] = None,
@@ -371,6 +373,8 @@ def split_command(
             Encoding.parse(code)
     except ValueError as exc:
         raise TiermlError(f"--encodings: {exc}") from None
+    if objective not in ("latency", "throughput"):
+        raise TiermlError(f"--objective must be latency or throughput, not '{objective}'")
     if model == "run":
         _split_run(bundle, server, requests, deadline_ms, device_factor, as_json)
         return
@@ -390,13 +394,14 @@ def split_command(
         estimator = RooflineEstimator(_calibration(calibration, 1, as_json))
     loaded, shapes = _load(model, input_shape)
     result = plan_split(loaded.proto, shapes, side_for(device, device_factor, cat.devices, estimator),
-                        side_for(server, 1.0, cat.devices, estimator), link_state(chosen_link), codes)
+                        side_for(server, 1.0, cat.devices, estimator), link_state(chosen_link), codes,
+                        objective=objective)
     if out_dir is not None:
         from tierml.hybrid.bundle import write_bundle
 
         write_bundle(out_dir, Path(loaded.source).stem, result.graph, result.profiles, result.table, codes)
     data = {"model": loaded.source, "device": device, "server": server, "link": link,
-            "device_factor": device_factor, **result.to_dict(top)}
+            "device_factor": device_factor, "objective": objective, **result.to_dict(top)}
     if as_json:
         sys.stdout.write(json.dumps(data, indent=1) + "\n")
     else:

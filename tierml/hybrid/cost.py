@@ -87,7 +87,7 @@ class Breakdown:
         return self.head_ms + self.encode_ms + self.network_ms + self.decode_ms + self.tail_ms
 
     def to_dict(self) -> dict[str, float | str | int]:
-        return {**asdict(self), "total_ms": self.total_ms}
+        return {**asdict(self), "total_ms": self.total_ms, "slowest_stage_ms": slowest_stage(self)}
 
 
 def _median_ms(fn: Callable[[], object], runs: int) -> float:

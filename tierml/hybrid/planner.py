@@ -23,7 +23,15 @@ import onnx
 from tierml.hardware.catalog import Device, Link
 from tierml.hardware.estimate import LatencyEstimator
 from tierml.hybrid import encoding as enc
-from tierml.hybrid.cost import Breakdown, CutProfile, LinkState, measure_cut, node_times_ms, wire_costs
+from tierml.hybrid.cost import (
+    Breakdown,
+    CutProfile,
+    LinkState,
+    measure_cut,
+    node_times_ms,
+    slowest_stage,
+    wire_costs,
+)
 from tierml.hybrid.table import DEFAULT_EDGES, SplitTable, build_table
 from tierml.model import mincut
 from tierml.model.partition import Cut, PartitionGraph, Shapes, build, run_split
@@ -124,8 +132,13 @@ def profile_cut(graph: PartitionGraph, cut: Cut, feeds: Mapping[str, np.ndarray]
 
 def plan_split(model: onnx.ModelProto, shapes: Shapes | None, device: Side, server: Side, link: LinkState,
                encodings: Sequence[str] = ("fp32", "fp32+lz4"), limit: int = 2000,
-               feeds: Mapping[str, np.ndarray] | None = None, keep: int = 4) -> SplitPlan:
-    """Everything `tierml split` prints: see the module docstring."""
+               feeds: Mapping[str, np.ndarray] | None = None, keep: int = 4, objective: str = "latency"
+               ) -> SplitPlan:
+    """Everything `tierml split` prints: see the module docstring.
+
+    `objective`: latency (one request end to end) or throughput (frames pipeline through device, link
+    and server, so the slowest stage sets the rate; ranked by it).
+    """
     graph = build(model, shapes)
     feeds = dict(feeds) if feeds is not None else dummy_inputs(graph.inputs)
     cuts, exhaustive = graph.cuts(limit)
@@ -134,7 +147,8 @@ def plan_split(model: onnx.ModelProto, shapes: Shapes | None, device: Side, serv
     precisions = sorted({c.precision for c in codes})
     finalists = candidates(graph, cuts, device_ms, server_ms, precisions, link.rtt_ms, keep=keep)
     profiles = [profile_cut(graph, c, feeds, codes, device, server, device_ms, server_ms) for c in finalists]
-    ranked = sorted((b for p in profiles for b in _options(p, encodings, link)), key=lambda b: b.total_ms)
+    key = slowest_stage if objective == "throughput" else (lambda b: b.total_ms)
+    ranked = sorted((b for p in profiles for b in _options(p, encodings, link)), key=key)
     best_by_cut = {b.cut: b for b in reversed(ranked)}
     tensor_ms = {t: mincut.bytes_ms(graph.tensors[t].nbytes, link.up_mbps) for t in graph.consumers}
     out_ms = {o: mincut.bytes_ms(graph.tensors[o].nbytes, link.down_mbps) for o in graph.outputs}

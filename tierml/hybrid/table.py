@@ -55,7 +55,7 @@ class SplitTable:
     def from_dict(cls, data: dict) -> SplitTable:
         choices = []
         for c in data["choices"]:
-            fields = {k: v for k, v in c["predicted"].items() if k != "total_ms"}
+            fields = {k: v for k, v in c["predicted"].items() if k not in ("total_ms", "slowest_stage_ms")}
             choices.append(Choice(c["cut"], c["encoding"], Breakdown(**fields)))
         return cls(list(data["edges"]), choices, data["rtt_ms"], data["down_ratio"], list(data["cuts"]))
 
