@@ -39,3 +39,22 @@ def test_errors_name_the_fix(tmp_path):
     assert bad.returncode == 2 and "int8c+lz4" in bad.stderr
     run = tierml("split", "run", str(tmp_path), "--server", "http://127.0.0.1:9")
     assert run.returncode == 2 and "tierml split MODEL --out DIR" in run.stderr
+
+
+def test_catalogue_devices_are_estimated_with_the_calibration():
+    from test_estimate import calibration
+
+    from tierml.hardware.catalog import load_catalog
+    from tierml.hardware.roofline import RooflineEstimator
+    from tierml.hybrid.cost import LinkState
+    from tierml.hybrid.planner import plan_split, side_for
+
+    cat = load_catalog()
+    estimator = RooflineEstimator(calibration(0.5))
+    pi = side_for("raspberry-pi-5", 1.0, cat.devices, estimator)
+    cloud = side_for("aws-c7i-xlarge", 1.0, cat.devices, estimator)
+    plan = plan_split(residual_model(), None, pi, cloud, LinkState(5.85, 23.4, 60))
+    assert {p.method for p in plan.profiles} == {"calibrated"}
+    local = next(p for p in plan.profiles if p.local)
+    remote = next(p for p in plan.profiles if not p.cut.head)
+    assert local.head_ms > 0 and remote.tail_ms > 0 and remote.tail_ms < local.head_ms  # the server is faster
