@@ -52,7 +52,7 @@ from tierml.serve.client import InferenceClient
 SHAPES = {"yolov8n": "images=1x3x320x320", "ppocr-rec": "x=1x3x48x320", "ppocr-cls": "x=1x3x48x192"}
 LINKS = [("CAT1", 0.13, 50.0), ("3G", 1.1, 40.0), ("4G", 5.85, 30.0), ("Wi-Fi", 18.88, 10.0)]  # up Mbit/s, one-way ms
 DOWN_RATIO = 4.0
-ENCODINGS = ["fp32", "fp32+lz4"]
+ENCODINGS = ["fp32", "fp32+lz4", "fp16+lz4", "int8+lz4"]  # --encodings; lossy ones: see split_encodings.py
 BURST = Direction().burst_bytes
 
 
@@ -224,10 +224,12 @@ def run_model(key: str, factor: float, reps: int, scratch: Path, quick: bool) ->
                     choice = max(set(picks), key=picks.count)
                     oracle.ensure_tail(cloud, "fp32")
                     chain_i = index[chains[name].key()]
+                    chain = (chain_i, "none" if profiles[chain_i].local else "fp32")
                     if not profiles[chain_i].local:
                         oracle.ensure_tail(chain_i, "fp32")
                     medians, measured = oracle.run(runtime, feeds, state, reps)
-                    baselines = [(local, "none"), *[(cloud, e) for e in ENCODINGS], (chain_i, "fp32")]
+                    lossless = [e for e in ENCODINGS if enc.Encoding.parse(e).lossless]
+                    baselines = [(local, "none"), *[(cloud, e) for e in lossless], chain]
                     for o in [choice, *baselines]:
                         if o not in medians:
                             medians[o] = measure(runtime, feeds, *o, reps_for(profiles[o[0]], o[1], state, reps))
@@ -240,8 +242,8 @@ def run_model(key: str, factor: float, reps: int, scratch: Path, quick: bool) ->
                    "tierml_ms": final[choice], "tierml_choice": _label(profiles, choice),
                    "runtime_median_ms": runtime_ms, "oracle_ms": final[best], "oracle_choice": _label(profiles, best),
                    "oracle_measured": measured, "device_only_ms": final[(local, "none")],
-                   "cloud_only_ms": min(final[(cloud, e)] for e in ENCODINGS),
-                   "chain_scan_ms": final[(chain_i, "fp32")], "chain_scan_cut": chains[name].key(),
+                   "cloud_only_ms": min(final[(cloud, e)] for e in lossless),
+                   "chain_scan_ms": final[chain], "chain_scan_cut": chains[name].key(),
                    "regret": final[choice] / final[best]}
             rows.append(row)
             print(f"  {key} {name}: tierml {row['tierml_ms']:.1f} ms ({row['tierml_choice']}; runtime median "
@@ -368,13 +370,15 @@ def run_outage(bundle: Bundle, root: Path, feeds: dict, factor: float, requests:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=list(SHAPES))
-    parser.add_argument("--factor", type=float, default=10.0, help="device slow-down (x this host, 1 thread)")
+    parser.add_argument("--factor", type=float, default=20.0, help="device slow-down (x this host, 1 thread)")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="a subsample of cuts (smoke test)")
     parser.add_argument("--part", choices=["regret", "dynamics", "all"], default="all")
-    parser.add_argument("--trace-model", default="yolov8n")
+    parser.add_argument("--trace-model", default="ppocr-rec")
+    parser.add_argument("--encodings", default=",".join(ENCODINGS), help="comma-separated cut-tensor encodings")
     parser.add_argument("--trace-seconds", type=int, default=40)
     args = parser.parse_args()
+    ENCODINGS[:] = args.encodings.split(",")
     subprocess.run(["taskset", "-p", "-c", "0", str(os.getpid())], check=True, capture_output=True)
     if args.part in ("regret", "all"):
         with tempfile.TemporaryDirectory(prefix="tierml-split-") as tmp:
