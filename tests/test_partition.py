@@ -101,6 +101,13 @@ def test_outer_scope_reads_of_an_if_body_cross_the_cut():
         assert partition.verify(graph, cut, feeds, full_outputs(model, feeds)).max_abs == 0.0
 
 
+def test_random_topological_orders_reach_other_downsets():
+    graph = partition.build(residual_model())
+    every = {c.head for c in graph.cuts()[0]}
+    reached = {c.head for seed in range(20) for c in graph.prefixes(graph.random_order(seed))}
+    assert reached <= every and len(reached) > len(graph.prefixes())
+
+
 def test_shape_chains_fold_away_and_do_not_cross():
     nodes = [
         helper.make_node("Relu", ["x"], ["r"], name="relu"),
@@ -125,8 +132,13 @@ SMALL = {"ppocr-det": (1, 3, 64, 64), "ppocr-rec": (1, 3, 48, 80), "ppocr-cls": 
 def test_every_cut_of_a_real_pretrained_model_matches_the_full_model(key):
     model = onnx.load(fetch(key))
     graph = partition.build(model, {None: SMALL[key]})
-    cuts, _ = graph.cuts(limit=3000)
+    cuts, exhaustive = graph.cuts(limit=3000)
+    if not exhaustive:  # too many downsets: every prefix of the model's order and of 3 random topological orders
+        cuts = list({c.head: c for seed in range(3) for c in [*cuts, *graph.prefixes(graph.random_order(seed))]}
+                    .values())
     feeds = dummy_inputs(graph.inputs)
     reference = full_outputs(model, feeds)
     worst = max(partition.verify(graph, cut, feeds, reference).max_rel for cut in cuts)
+    print(f"{key}: {len(cuts)} cuts ({'every downset' if exhaustive else 'prefixes of 4 orders'}), "
+          f"worst relative error {worst:.2e}")
     assert worst <= 1e-5, f"{MODELS[key].title}: {len(cuts)} cuts, worst relative error {worst:.2e}"

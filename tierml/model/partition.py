@@ -12,6 +12,7 @@ are the same on both tiers and never need to cross.
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -92,9 +93,28 @@ class PartitionGraph:
         tensors = self.crossing(inside)
         return Cut(inside, tensors, sum(self.tensors[t].nbytes for t in tensors))
 
-    def prefixes(self) -> list[Cut]:
-        """One cut after each node of the execution order (n + 1 cuts, device-only and server-only included)."""
-        return [self.cut(range(k)) for k in range(len(self.names) + 1)]
+    def prefixes(self, order: list[int] | None = None) -> list[Cut]:
+        """One cut after each node of an execution order (n + 1 cuts, device-only and server-only included).
+
+        `order` is any topological order (default: the model's own); different orders reach different downsets.
+        """
+        order = list(range(len(self.names))) if order is None else order
+        return [self.cut(order[:k]) for k in range(len(order) + 1)]
+
+    def random_order(self, seed: int) -> list[int]:
+        """A random topological order (Kahn's algorithm picking a random ready node each step)."""
+        rng = random.Random(seed)
+        waiting = [len(self.preds(i)) for i in range(len(self.names))]
+        ready = [i for i, w in enumerate(waiting) if w == 0]
+        order: list[int] = []
+        while ready:
+            node = ready.pop(rng.randrange(len(ready)))
+            order.append(node)
+            for nxt in sorted(self.succs(node)):
+                waiting[nxt] -= 1
+                if waiting[nxt] == 0:
+                    ready.append(nxt)
+        return order
 
     def downsets(self, limit: int) -> list[Cut] | None:
         """Every valid cut (every downset), or None when there are more than `limit`."""
