@@ -39,7 +39,7 @@ from pretrained import MODELS, fetch
 
 from tierml.hardware.link import BackgroundLinkProxy, Direction
 from tierml.hybrid import encoding as enc
-from tierml.hybrid.bundle import Bundle, _write_server_model, tail_name, write_bundle
+from tierml.hybrid.bundle import Bundle, tail_name, write_bundle, write_server_model
 from tierml.hybrid.cost import CutProfile, LinkState, measure_cut
 from tierml.hybrid.planner import Side, node_times, plan_split
 from tierml.hybrid.runtime import SplitRuntime
@@ -147,7 +147,7 @@ class Oracle:
             head_path.write_bytes(serialize(head))
         tail = self.graph.tail_model(self.profiles[index].cut)
         assert tail is not None
-        _write_server_model(self.bundle.root / "server", name, enc.decoding_tail(tail, precision), 1)
+        write_server_model(self.bundle.root / "server", name, enc.decoding_tail(tail, precision), 1)
         self.client.load_model(name)
         self.loaded.add(name)
 

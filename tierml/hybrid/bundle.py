@@ -77,9 +77,9 @@ def write_bundle(out: Path, model_name: str, graph: PartitionGraph, profiles: li
         precisions = {enc.Encoding.parse(e).precision for e in encodings} if all_cuts else {
             enc.Encoding.parse(c.encoding).precision for c in table.choices if c.cut == i}
         for precision in precisions:
-            _write_server_model(server, tail_name(model_name, i, precision), enc.decoding_tail(tail, precision),
+            write_server_model(server, tail_name(model_name, i, precision), enc.decoding_tail(tail, precision),
                                 server_threads)
-    _write_server_model(server, PROBE, probe_model(), 1)
+    write_server_model(server, PROBE, probe_model(), 1)
     data = {"model": model_name, "encodings": encodings, "table": table.to_dict(),
             "profiles": [_profile_dict(p) for p in profiles]}
     (out / "split.json").write_text(json.dumps(data, indent=1))
@@ -100,7 +100,7 @@ def _profile_dict(p: CutProfile) -> dict:
             "wire": {k: asdict(w) for k, w in p.wire.items()}}
 
 
-def _write_server_model(repo: Path, name: str, model: onnx.ModelProto, threads: int) -> None:
+def write_server_model(repo: Path, name: str, model: onnx.ModelProto, threads: int) -> None:
     folder = repo / name / "1"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.onnx").write_bytes(serialize(model))

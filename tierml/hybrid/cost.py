@@ -172,23 +172,20 @@ def _profiled_node(name: str, index: Mapping[str, int], producer: Mapping[str, i
     return None
 
 
+def options(profiles: Sequence[CutProfile], encodings: Sequence[str], link: LinkState) -> list[Breakdown]:
+    """Every (cut, encoding) on `link`; a device-only cut has one option (nothing is sent)."""
+    found = []
+    for p in profiles:
+        found += [p.latency("none", link)] if p.local else [p.latency(e, link) for e in encodings if e in p.wire]
+    return found
+
+
 def best(profiles: Sequence[CutProfile], encodings: Sequence[str], link: LinkState) -> Breakdown:
     """The (cut, encoding) with the lowest predicted latency on `link`."""
-    options = []
-    for p in profiles:
-        options += [p.latency("none", link)] if p.local else [p.latency(e, link) for e in encodings if e in p.wire]
-    return min(options, key=lambda b: b.total_ms)
+    return min(options(profiles, encodings, link), key=lambda b: b.total_ms)
 
 
 def slowest_stage(breakdown: Breakdown) -> float:
     """Throughput mode: frames pipeline, so the rate is set by the slowest of device, link and server."""
     return max(breakdown.head_ms + breakdown.encode_ms, breakdown.network_ms - breakdown.rtt_ms,
                breakdown.decode_ms + breakdown.tail_ms)
-
-
-def best_throughput(profiles: Sequence[CutProfile], encodings: Sequence[str], link: LinkState) -> Breakdown:
-    """The (cut, encoding) whose slowest pipeline stage is fastest (streams of frames)."""
-    options = []
-    for p in profiles:
-        options += [p.latency("none", link)] if p.local else [p.latency(e, link) for e in encodings if e in p.wire]
-    return min(options, key=slowest_stage)

@@ -29,11 +29,13 @@ from tierml.hybrid.cost import (
     LinkState,
     measure_cut,
     node_times_ms,
+    options,
     slowest_stage,
     wire_costs,
 )
 from tierml.hybrid.table import DEFAULT_EDGES, SplitTable, build_table
 from tierml.model import mincut
+from tierml.model.measure import make_session
 from tierml.model.partition import Cut, PartitionGraph, Shapes, build, run_split
 from tierml.model.profile import analyze
 from tierml.model.shapes import dummy_inputs
@@ -117,12 +119,8 @@ def profile_cut(graph: PartitionGraph, cut: Cut, feeds: Mapping[str, np.ndarray]
     """Measured sub-models when both sides are this host, else summed per-node estimates (wire measured)."""
     if device.measured and server.measured:
         return measure_cut(graph, cut, feeds, encodings, device.factor)
-    values = run_split(None, None, feeds)
     head = graph.head_model(cut)
-    if head is not None:
-        from tierml.model.measure import make_session
-
-        values = run_split(make_session(head), None, feeds)
+    values = run_split(make_session(head) if head is not None else None, None, feeds)
     crossing = {t: values[t] for t in cut.tensors}
     tail_ms = sum(server_ms[i] for i in range(len(graph.names)) if i not in cut.head)
     response = sum(graph.tensors[o].nbytes for o in graph.outputs if graph.producer.get(o) not in cut.head)
@@ -148,7 +146,7 @@ def plan_split(model: onnx.ModelProto, shapes: Shapes | None, device: Side, serv
     finalists = candidates(graph, cuts, device_ms, server_ms, precisions, link.rtt_ms, keep=keep)
     profiles = [profile_cut(graph, c, feeds, codes, device, server, device_ms, server_ms) for c in finalists]
     key = slowest_stage if objective == "throughput" else (lambda b: b.total_ms)
-    ranked = sorted((b for p in profiles for b in _options(p, encodings, link)), key=key)
+    ranked = sorted(options(profiles, encodings, link), key=key)
     best_by_cut = {b.cut: b for b in reversed(ranked)}
     tensor_ms = {t: mincut.bytes_ms(graph.tensors[t].nbytes, link.up_mbps) for t in graph.consumers}
     out_ms = {o: mincut.bytes_ms(graph.tensors[o].nbytes, link.down_mbps) for o in graph.outputs}
@@ -158,12 +156,6 @@ def plan_split(model: onnx.ModelProto, shapes: Shapes | None, device: Side, serv
     table = build_table(profiles, encodings, link.rtt_ms, link.down_mbps / link.up_mbps)
     return SplitPlan(graph, profiles, ranked, best_by_cut.get(exact.key(), ranked[0]), chain, table, link, len(cuts),
                      exhaustive)
-
-
-def _options(profile: CutProfile, encodings: Sequence[str], link: LinkState) -> list[Breakdown]:
-    if profile.local:
-        return [profile.latency("none", link)]
-    return [profile.latency(e, link) for e in encodings]
 
 
 def side_for(name: str, factor: float, devices: Mapping[str, Device], estimator: LatencyEstimator | None) -> Side:
