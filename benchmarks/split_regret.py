@@ -9,7 +9,8 @@ For every (model, link):
 - tierml: the runtime (EWMA estimates, bucket table, hysteresis) after a warm-up; its median latency.
 - oracle: the measured median of every valid cut x encoding (every downset, or every prefix plus
   the min-cut answers when there are too many), skipping only cuts whose lower bound
-  (0.9 x head time + (bytes - burst) / rate + RTT) already exceeds the best measured latency.
+  (0.9 x head time + RTT + (request - burst) / uplink + (response - burst) / downlink) already
+  exceeds the best measured latency.
 - baselines measured the same way: device-only, cloud-only, and a Neurosurgeon-style chain scan
   (the prefix with the best per-node additive prediction, fp32).
 
@@ -116,7 +117,8 @@ def lower_bound(profile: CutProfile, encoding: str, link: LinkState) -> float:
     wire = profile.wire.get(encoding)
     if wire is None:
         return 0.9 * profile.head_ms
-    return 0.9 * profile.head_ms + link.rtt_ms + mincut.bytes_ms(max(0, wire.nbytes - BURST), link.up_mbps)
+    return (0.9 * profile.head_ms + link.rtt_ms + mincut.bytes_ms(max(0, wire.nbytes - BURST), link.up_mbps)
+            + mincut.bytes_ms(max(0, profile.response_bytes - BURST), link.down_mbps))
 
 
 def reps_for(profile: CutProfile, encoding: str, link: LinkState, reps: int) -> int:
