@@ -59,19 +59,26 @@ class LinkEstimate:
     rtt_ms: float
     alpha: float = 0.4
     samples: int = 0
+    history: list[float] = field(default_factory=list)  # the estimate after each bandwidth sample
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def observe(self, up_bytes: int, seconds: float, server_ms: float) -> None:
-        """One request: `seconds` from send to answer, of which `server_ms` was the server computing."""
+    def observe(self, up_bytes: int, seconds: float, server_ms: float, down_bytes: int = 0,
+                down_ratio: float = 1.0) -> None:
+        """One request: `seconds` from send to answer, of which `server_ms` was the server computing.
+
+        The answer's `down_bytes` came back at `down_ratio` x the uplink rate: both directions are in the
+        transfer time, so the uplink is (up + down / ratio) bytes over it.
+        """
         network_ms = max(0.05, seconds * 1e3 - server_ms)
         with self._lock:
-            if up_bytes <= SMALL_BYTES:
+            if up_bytes + down_bytes / down_ratio <= SMALL_BYTES:
                 self.rtt_ms += self.alpha * (network_ms - self.rtt_ms)
                 return
             transfer_ms = max(network_ms - self.rtt_ms, network_ms * 0.05)
-            sample = up_bytes * 8 / (transfer_ms * 1e3)
+            sample = (up_bytes + down_bytes / down_ratio) * 8 / (transfer_ms * 1e3)
             self.up_mbps += self.alpha * (sample - self.up_mbps)
             self.samples += 1
+            self.history.append(self.up_mbps)
 
     def state(self, down_ratio: float) -> LinkState:
         return LinkState(self.up_mbps, self.up_mbps * down_ratio, self.rtt_ms)
@@ -172,7 +179,8 @@ class SplitRuntime:
             return self._local(feeds, start, cut, f"server unreachable: {type(exc).__name__}")
         elapsed = time.perf_counter() - sent
         wire = profile.wire[encoding]
-        self.estimate.observe(body_bytes[0], elapsed, profile.tail_ms + wire.decode_ms)
+        self.estimate.observe(body_bytes[0], elapsed, profile.tail_ms + wire.decode_ms, profile.response_bytes,
+                              self.bundle.table.down_ratio)
         result = {k: v for k, v in values.items() if k in self._output_names()} | outputs
         return SplitResult(result, (time.perf_counter() - start) * 1e3, cut, encoding, up_bytes=body_bytes[0],
                            estimate_mbps=self.estimate.up_mbps, estimate_rtt_ms=self.estimate.rtt_ms)
