@@ -19,7 +19,7 @@ def test_ranked_cuts_as_json_and_a_bundle(tmp_path):
     model = tmp_path / "resnet.onnx"
     onnx.save(residual_model(), model)
     result = tierml("split", str(model), "--device-factor", "500", "--link", "dads-wifi", "--objective",
-                    "throughput", "--out", str(tmp_path / "bundle"), "--json")
+                    "throughput", "--out", str(tmp_path / "bundle"), "--json", "--report", str(tmp_path / "r.html"))
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["exhaustive"] and data["cuts_enumerated"] == 15 and data["link"] == "dads-wifi"
@@ -28,6 +28,8 @@ def test_ranked_cuts_as_json_and_a_bundle(tmp_path):
     assert {"head_ms", "encode_ms", "network_ms", "decode_ms", "tail_ms", "up_bytes"} <= set(ranked[0])
     assert (tmp_path / "bundle" / "split.json").exists() and (tmp_path / "bundle" / "device" / "full.onnx").exists()
     assert (tmp_path / "bundle" / "server" / "tierml_probe" / "1" / "model.onnx").exists()
+    page = (tmp_path / "r.html").read_text()
+    assert "<svg" in page and "Bandwidth table" in page and "chosen at this link" in page
 
 
 def test_errors_name_the_fix(tmp_path):

@@ -363,6 +363,7 @@ def split_command(
     catalog: CatalogFiles = None,
     calibration: Annotated[Path | None, typer.Option(help="calibration JSON from `tierml calibrate --out`")] = None,
     as_json: JsonFlag = False,
+    report: ReportFile = None,
 ) -> None:
     """Split a model between a device and a server: ranked cuts for a link, and `split run` for the device side."""
     codes = [e.strip() for e in encodings.split(",") if e.strip()]
@@ -400,6 +401,10 @@ def split_command(
         from tierml.hybrid.bundle import write_bundle
 
         write_bundle(out_dir, Path(loaded.source).stem, result.graph, result.profiles, result.table, codes)
+    if report:
+        from tierml.report.split import split_report
+
+        write_report(report, split_report(result, f"{loaded.source} on {device} -> {server} over {link}"), as_json)
     data = {"model": loaded.source, "device": device, "server": server, "link": link,
             "device_factor": device_factor, "objective": objective, **result.to_dict(top)}
     if as_json:
