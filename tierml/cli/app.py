@@ -514,6 +514,112 @@ def serve(
         raise TiermlError(f"--engine must be builtin or ray, not '{engine}'")
 
 
+@app.command("split")
+def split_command(
+    model: Annotated[str, typer.Argument(help="model.onnx to split; or `run` to run a written bundle (see BUNDLE)")],
+    bundle: Annotated[Path | None, typer.Argument(help="split run: the folder `tierml split MODEL --out` wrote")
+                      ] = None,
+    device: Annotated[str, typer.Option("--device", "-d", help="head tier: host (measured here) or a catalogue device")
+                      ] = "host",
+    server: Annotated[str, typer.Option("--server", help="tail tier (host or a catalogue device); split run: its URL")
+                      ] = "host",
+    link: Annotated[str, typer.Option("--link", "-l", help="catalogue link between them (e.g. dads-4g)")] = "dads-4g",
+    input_shape: InputShape = None,
+    encodings: Annotated[str, typer.Option(help="comma-separated: fp32, fp16, int8, int8c, each optionally +lz4")
+                         ] = "fp32,fp32+lz4,fp16,fp16+lz4",
+    device_factor: Annotated[float, typer.Option(min=1.0, help="device = this host slowed by this factor (host only)")
+                             ] = 1.0,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="write the bundle (device heads, server tails, table)")
+                       ] = None,
+    top: Annotated[int, typer.Option(min=1, help="ranked cuts to print")] = 10,
+    objective: Annotated[str, typer.Option(help="latency (one request) or throughput (pipelined frames: the "
+                                                "slowest of device, link, server)")] = "latency",
+    requests: Annotated[int, typer.Option(min=1, help="split run: requests to send")] = 20,
+    deadline_ms: Annotated[float | None, typer.Option(help="split run: answer locally when remote would miss it")
+                           ] = None,
+    catalog: CatalogFiles = None,
+    calibration: Annotated[Path | None, typer.Option(help="calibration JSON from `tierml calibrate --out`")] = None,
+    as_json: JsonFlag = False,
+    report: ReportFile = None,
+) -> None:
+    """Split a model between a device and a server: ranked cuts for a link, and `split run` for the device side."""
+    codes = [e.strip() for e in encodings.split(",") if e.strip()]
+    try:
+        from tierml.hybrid.encoding import Encoding
+
+        for code in codes:
+            Encoding.parse(code)
+    except ValueError as exc:
+        raise TiermlError(f"--encodings: {exc}") from None
+    if objective not in ("latency", "throughput"):
+        raise TiermlError(f"--objective must be latency or throughput, not '{objective}'")
+    if model == "run":
+        _split_run(bundle, server, requests, deadline_ms, device_factor, as_json)
+        return
+    from tierml.cli.render import split_view
+    from tierml.hardware.catalog import load_catalog
+    from tierml.hybrid.planner import link_state, plan_split, side_for
+
+    cat = load_catalog(catalog or [])
+    chosen_link = cat.link(link)
+    estimator = None
+    if device != "host" or server != "host":
+        from tierml.hardware.roofline import RooflineEstimator
+
+        for name in (device, server):
+            if name != "host":
+                cat.device(name)
+        estimator = RooflineEstimator(_calibration(calibration, 1, as_json))
+    loaded, shapes = _load(model, input_shape)
+    result = plan_split(loaded.proto, shapes, side_for(device, device_factor, cat.devices, estimator),
+                        side_for(server, 1.0, cat.devices, estimator), link_state(chosen_link), codes,
+                        objective=objective)
+    if out_dir is not None:
+        from tierml.hybrid.bundle import write_bundle
+
+        write_bundle(out_dir, Path(loaded.source).stem, result.graph, result.profiles, result.table, codes)
+    if report:
+        from tierml.report.split import split_report
+
+        write_report(report, split_report(result, f"{loaded.source} on {device} -> {server} over {link}"), as_json)
+    data = {"model": loaded.source, "device": device, "server": server, "link": link,
+            "device_factor": device_factor, "objective": objective, **result.to_dict(top)}
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=1) + "\n")
+    else:
+        out.print(split_view(data))
+
+
+def _split_run(bundle: Path | None, server: str, requests: int, deadline_ms: float | None, device_factor: float,
+               as_json: bool) -> None:
+    import numpy as np
+    import onnx
+
+    from tierml.hybrid.bundle import load_bundle
+    from tierml.hybrid.runtime import SplitRuntime
+    from tierml.model.shapes import dummy_inputs, resolve_input_shapes
+
+    if bundle is None or not (bundle / "split.json").exists():
+        raise TiermlError("split run needs the bundle folder: tierml split MODEL --out DIR, then "
+                          "tierml serve DIR/server and tierml split run DIR --server http://HOST:PORT")
+    if "://" not in server:
+        raise TiermlError(f"split run: --server is the URL of the tierml server hosting the tails, not '{server}'")
+    loaded = load_bundle(bundle)
+    feeds = dummy_inputs(resolve_input_shapes(onnx.load(bundle / "device" / "full.onnx")))
+    with SplitRuntime(loaded, server, deadline_ms=deadline_ms, device_factor=device_factor) as runtime:
+        results = [runtime.infer(feeds).summary() for _ in range(requests)]
+        switches = runtime.policy.switches
+    latencies = [r["latency_ms"] for r in results]
+    data = {"requests": requests, "degraded": sum(r["degraded"] for r in results),
+            "median_ms": float(np.median(latencies)), "p95_ms": float(np.percentile(latencies, 95)),
+            "switches": switches, "results": results}
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=1) + "\n")
+    else:
+        out.print(f"{requests} requests: median {data['median_ms']:.1f} ms, p95 {data['p95_ms']:.1f} ms, "
+                  f"{data['degraded']} degraded, {switches} cut switches")
+
+
 def main() -> None:
     """Entry point: user errors are one line on stderr and exit code 2, never a traceback.
 

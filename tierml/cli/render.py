@@ -257,6 +257,7 @@ def optimized_view(result: Optimized) -> Group:
     lines = [Text(f"{p.name}: {note}", style="dim") for p in result.variant.lineage.passes for note in p.notes]
     return Group(table, *lines)
 
+
 def mcu_export_view(result: McuExport) -> Group:
     """`tierml export --target mcu`: sizes, fit per MCU with margins, and the verification."""
     summary = Table(title=f"MCU export of {result.model} -> {result.out_dir}", title_justify="left", show_header=False)
@@ -296,4 +297,29 @@ def mcu_export_view(result: McuExport) -> Group:
                           f"{run.instructions_per_mac:.2f}" if run.instructions_per_mac else "-", "")
         parts += [check, Text(f"vs the fp32 model: max |error| {v.float_max_abs_error:.4g}, argmax agreement "
                               f"{v.float_argmax_agreement:.0%}", style="dim")]
+    return Group(*parts)
+
+
+def split_view(data: dict) -> Group:
+    """`tierml split`: the ranked (cut, encoding) options with their predicted latency breakdown."""
+    link = data["link"]
+    title = (f"tierml split: {data['model']} on {data['device']} -> {data['server']} over {link} "
+             f"({data['cuts_enumerated']} cuts{'' if data['exhaustive'] else ' (prefixes)'}, "
+             f"{data['candidates_profiled']} profiled)")
+    table = Table(title=Text(title), title_justify="left")
+    for col in ("#", "cut (head nodes: crossing tensors)", "encoding", "up bytes", "head", "encode", "network",
+                "decode", "tail", "total ms"):
+        table.add_column(col, justify="left" if col.startswith(("cut", "enc")) else "right")
+    for rank, b in enumerate(data["ranked"], 1):
+        cut = b["cut"] if len(b["cut"]) <= 60 else b["cut"][:57] + "..."
+        table.add_row(str(rank), Text(cut, style="bold green" if rank == 1 else ""), b["encoding"],
+                      f"{b['up_bytes']:,}", *(f"{b[k]:.3g}" for k in ("head_ms", "encode_ms", "network_ms",
+                                                                        "decode_ms", "tail_ms", "total_ms")))
+    state = data["link_state"]
+    parts: list = [table]
+    parts.append(Text(f"exact min cut (additive per-node costs): {data['min_cut']['cut'][:60]} "
+                      f"-> {data['min_cut']['total_ms']:.3g} ms measured; chain scan (prefixes only): "
+                      f"{data['chain_scan']['cut'][:60]} -> {data['chain_scan']['total_ms']:.3g} ms", style="dim"))
+    parts.append(Text(f"link: {state['up_mbps']:g} Mbit/s up, {state['down_mbps']:g} down, RTT {state['rtt_ms']:g} ms; "
+                      f"device = {data['device']} x {data['device_factor']:g}", style="dim"))
     return Group(*parts)

@@ -10,7 +10,7 @@ against tierml serve, Triton and KServe alike:
 from __future__ import annotations
 
 import http.client
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -110,12 +110,26 @@ class InferenceClient:
         """Server metadata, or a model's when `model` is given."""
         return self._json("GET", "/v2" if model is None else _model_path(model, version, ""))
 
+    def load_model(self, model: str) -> None:
+        """Load (or reload) a model from the repository (the server must run with --model-control-mode explicit)."""
+        self._json("POST", f"/v2/repository/models/{quote(model, safe='')}/load", b"{}")
+
+    def unload_model(self, model: str) -> None:
+        self._json("POST", f"/v2/repository/models/{quote(model, safe='')}/unload", b"{}")
+
     def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None,
               version: int | None = None, binary_data: bool = True, request_id: str | None = None,
-              parameters: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
-        """Run one request; the named outputs (all by default) as numpy arrays."""
+              parameters: Mapping[str, Any] | None = None, compress: Callable[[bytes], bytes] | None = None,
+              content_encoding: str = "") -> dict[str, np.ndarray]:
+        """Run one request; the named outputs (all by default) as numpy arrays.
+
+        `compress` with its `content_encoding` name (e.g. lz4) compresses the request body on the way up.
+        """
         body, header_length = encode_request(inputs, outputs, binary_data, request_id, parameters)
         headers = {} if header_length is None else {"inference-header-content-length": str(header_length)}
+        if compress is not None:
+            body = compress(body)
+            headers["content-encoding"] = content_encoding
         status, response_headers, data = self._request("POST", _model_path(model, version, "/infer"), body, headers)
         _raise_for(status, data, response_headers)
         length = response_headers.get("inference-header-content-length")

@@ -259,8 +259,10 @@ def _decoded(headers: dict[str, str], body: bytes, limit: int) -> bytes:
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("identity", ""):
         return body
+    if encoding == "lz4":
+        return _unlz4(body, limit)
     if encoding not in ("gzip", "deflate"):
-        raise ServeError(415, f"Content-Encoding '{encoding}' is not supported (use gzip, deflate or none)")
+        raise ServeError(415, f"Content-Encoding '{encoding}' is not supported (use gzip, deflate, lz4 or none)")
     # deflate means a zlib stream, but some clients send raw deflate: accept both.
     for wbits in (16 + zlib.MAX_WBITS,) if encoding == "gzip" else (zlib.MAX_WBITS, -zlib.MAX_WBITS):
         try:
@@ -268,6 +270,22 @@ def _decoded(headers: dict[str, str], body: bytes, limit: int) -> bytes:
         except zlib.error:
             continue
     raise ServeError(400, f"body is not valid (or is truncated) {encoding} data")
+
+
+def _unlz4(body: bytes, limit: int) -> bytes:
+    """An lz4 frame (what `tierml split run` sends cut tensors in), refusing what would inflate past `limit`."""
+    import lz4.frame
+
+    inflater = lz4.frame.LZ4FrameDecompressor()
+    try:
+        out = inflater.decompress(body, max_length=limit + 1)
+    except RuntimeError as exc:
+        raise ServeError(400, f"body is not valid lz4 frame data ({exc})") from exc
+    if len(out) > limit:
+        raise _too_large(len(out), limit)
+    if not inflater.eof:
+        raise ServeError(400, "body is not valid (or is truncated) lz4 data")
+    return out
 
 
 def _inflate(body: bytes, wbits: int, limit: int) -> bytes:
