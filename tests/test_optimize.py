@@ -272,6 +272,22 @@ def test_cli_build_reports_a_device_nothing_fits_with_the_closest_miss(tmp_path,
     assert written == {v["name"] for v in ladder["variants"]}
     assert {"form-digits-fp32", "form-digits-int8-qdq", "form-digits-pruned"} <= written
 
+    # The output folder is a model repository: tierml serve loads every rung and answers tritonclient.
+    import tritonclient.http as triton
+
+    from tierml.serve.server import BackgroundServer, ServeOptions
+
+    sample = np.load(DIGITS / "data" / "eval.npz")["x"][:1].astype(np.float32)
+    with BackgroundServer(ServeOptions(out, port=0)) as server:
+        client = triton.InferenceServerClient(f"127.0.0.1:{server.port}")
+        assert {m["name"] for m in client.get_model_repository_index() if m.get("state") == "READY"} == written
+        for name in written:
+            tensor = triton.InferInput("input", [1, 1, 8, 8], "FP32")
+            tensor.set_data_from_numpy(sample)
+            served = client.infer(name, [tensor]).as_numpy("logits")
+            local = run(onnx.load(out / name / "1" / "model.onnx"), sample)
+            assert np.allclose(served, local, atol=1e-5), name
+
     # The planner takes the measured variants: the phone runs its rung, judged by the rung's accuracy.
     planned = cli("plan", spec, "--ladder", out / "ladder.json", "--calibration", cal_file)
     assert planned.returncode == 0, planned.stderr
@@ -312,5 +328,8 @@ def test_build_digits_ladder_one_variant_per_tier(tmp_path, cal_file):
     student = variants["form-digits-student"]["metrics"]
     assert student["params"] * 4 <= fp32["params"]
     assert student["quality"]["value"] >= fp32["quality"]["value"] - 0.02
+    for name in variants:  # drop-in replacements: the parent's input and output names
+        model = onnx.load(out / name / "1" / "model.onnx")
+        assert [i.name for i in model.graph.input] == ["input"] and [o.name for o in model.graph.output] == ["logits"]
     html = report.read_text()
     assert html.count("<svg") >= 2 and "Pareto" in html

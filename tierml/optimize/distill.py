@@ -30,7 +30,7 @@ def distill(state: ModelState, workspace: Workspace, config: DistillConfig, name
     module = student(shape, teacher.shape[-1], config.width, config.depth)
     train(module, data, config.epochs, config.lr, teacher=teacher, temperature=config.temperature,
           alpha=config.alpha)
-    twin = TorchModel(module, shape, input_name)
+    twin = TorchModel(module, shape, input_name, tuple(o.name for o in state.proto.graph.output))
     return ModelState(export(twin), "fp32", twin)
 
 

@@ -44,6 +44,7 @@ class TorchModel:
     module: Any  # torch.nn.Module
     input_shape: tuple[int, ...]
     input_name: str
+    output_names: tuple[str, ...] = ()  # the parent ONNX model's: a variant is a drop-in replacement
 
 
 @dataclass

@@ -44,7 +44,7 @@ def _prune(state: ModelState, workspace: Workspace, name: str, config: PruneConf
     twin = _twin(state, name)
     module = copy.deepcopy(twin.module).eval()
     notes = cut(module, torch)
-    pruned = TorchModel(module, twin.input_shape, twin.input_name)
+    pruned = TorchModel(module, twin.input_shape, twin.input_name, twin.output_names)
     data = workspace.require(name, workspace.train, "training data")
     teacher = predict(twin.module, data.x) if config.distill > 0 or data.y is None else None
     train(module, data, config.epochs, config.lr, teacher=teacher, alpha=config.distill)

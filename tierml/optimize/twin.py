@@ -27,7 +27,7 @@ def load_twin(recipe: str, weights: str | None, onnx_model: onnx.ModelProto, sam
         except Exception as exc:
             first = str(exc).splitlines()[0][:200]
             raise TiermlError(f"weights '{weights}' do not load into {recipe}: {first}") from exc
-    twin = TorchModel(module.eval(), shape, input_name)
+    twin = TorchModel(module.eval(), shape, input_name, tuple(o.name for o in onnx_model.graph.output))
     expected = run(onnx_model, sample)
     got = predict(twin.module, sample)
     if got.shape != expected.shape or not np.allclose(got, expected, atol=1e-3, rtol=1e-3):
@@ -48,5 +48,14 @@ def load_model_module(recipe: str) -> Any:
 
 
 def export(twin: TorchModel) -> onnx.ModelProto:
-    """ONNX of the twin's current module, with a free batch dimension."""
-    return from_torch(twin.module, {twin.input_name: twin.input_shape}, dynamic_batch=True)
+    """ONNX of the twin's current module, with a free batch dimension and the parent's output names
+    (clients of the served model ask for outputs by name)."""
+    model = from_torch(twin.module, {twin.input_name: twin.input_shape}, dynamic_batch=True)
+    if len(twin.output_names) == len(model.graph.output):
+        rename = {o.name: new for o, new in zip(model.graph.output, twin.output_names, strict=True) if o.name != new}
+        for node in model.graph.node:
+            node.output[:] = [rename.get(name, name) for name in node.output]
+            node.input[:] = [rename.get(name, name) for name in node.input]
+        for output in model.graph.output:
+            output.name = rename.get(output.name, output.name)
+    return model
