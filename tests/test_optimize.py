@@ -333,3 +333,98 @@ def test_build_digits_ladder_one_variant_per_tier(tmp_path, cal_file):
         assert [i.name for i in model.graph.input] == ["input"] and [o.name for o in model.graph.output] == ["logits"]
     html = report.read_text()
     assert html.count("<svg") >= 2 and "Pareto" in html
+
+
+# ------------------------------------------------------------------------------------------- review fixes
+def _ladder(variants: list[Variant]):
+    from tierml.optimize.ladder import Ladder
+
+    return Ladder(app="app", spec=".", out=".", host="test", threads=1, quality_floor=0.9, quality_metric="accuracy",
+                  variants=variants, rungs=[])
+
+
+def test_a_failed_rebuild_keeps_the_previous_build_whole(tmp_path, monkeypatch):
+    from tierml.optimize import ladder as ladder_module
+
+    out = tmp_path / "build"
+    proto = onnx.load(DIGITS / "model.onnx")
+    first = [_variant("app-fp32"), _variant("app-pruned")]
+    ladder_module.write_ladder(_ladder(first), {"fp32": ModelState(proto), "pruned": ModelState(proto)}, out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real = ladder_module.write_variant
+    calls = []
+
+    def failing(variant, data, folder):
+        calls.append(folder)
+        if len(calls) == 2:
+            raise TiermlError("cannot write the variant: No space left on device")
+        return real(variant, data, folder)
+
+    monkeypatch.setattr(ladder_module, "write_variant", failing)
+    with pytest.raises(TiermlError, match="No space left"):
+        ladder_module.write_ladder(_ladder([_variant("app-fp32"), _variant("app-int8")]),
+                                   {"fp32": ModelState(proto), "int8": ModelState(proto)}, out)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build"]  # no staging folder left behind
+    monkeypatch.setattr(ladder_module, "write_variant", real)
+    ladder_module.write_ladder(_ladder([_variant("app-fp32")]), {"fp32": ModelState(proto)}, out)
+    assert sorted(p.name for p in out.iterdir()) == ["app-fp32", "ladder.json"]  # the stale rung is gone
+
+
+def test_build_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):
+    from tierml.optimize.ladder import write_ladder
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(TiermlError, match="not a tierml build output"):
+        write_ladder(_ladder([_variant("app-fp32")]), {"fp32": ModelState(onnx.load(DIGITS / "model.onnx"))},
+                     tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_models_the_passes_cannot_feed_are_refused_by_name():
+    from tierml.optimize.data import model_input
+
+    two = make_model([helper.make_node("Add", ["a", "b"], ["y"])], {"a": (1, 4), "b": (1, 4)}, ["y"])
+    with pytest.raises(TiermlError, match=r"exactly one input; this one has 2 \(a, b\)"):
+        model_input(two, {})
+    fixed = make_model([helper.make_node("Relu", ["x"], ["y"])], {"x": (4, 16)}, ["y"])
+    with pytest.raises(TiermlError, match="fixed batch of 4"):
+        model_input(fixed, {})
+    assert model_input(make_model([helper.make_node("Relu", ["x"], ["y"])], {"x": ("n", 16)}, ["y"]), {}).shape \
+        == (1, 16)
+
+
+def test_labels_as_one_hot_rows_become_class_indices_and_fractional_token_ids_are_refused(tmp_path):
+    path = tmp_path / "eval.npz"
+    np.savez(path, x=np.zeros((3, 1, 8, 8), np.float32), y=np.eye(10)[[3, 1, 4]])
+    assert load_dataset(path, _input(), "eval").y.tolist() == [3, 1, 4]
+    tokens = TensorInfo(name="ids", elem_type=TensorProto.INT64, shape=(1, 5))
+    np.savez(path, x=np.full((2, 5), 0.5))
+    with pytest.raises(TiermlError, match="holds fractions but input 'ids' takes int64"):
+        load_dataset(path, tokens, "eval")
+    np.savez(path, x=np.arange(10, dtype=np.int32).reshape(2, 5))
+    assert load_dataset(path, tokens, "eval").x.dtype == np.int64
+
+
+def test_one_score_per_sample_is_judged_not_waved_through():
+    from tierml.optimize.metrics import quality
+
+    p = np.random.default_rng(0).uniform(0.05, 0.95, (50, 1))
+    flipped = 1 - p
+    assert quality(flipped, p, None).value < 0.5  # the cosine of one positive number per row would be 1.0
+    labels = (p[:, 0] > 0.5).astype(np.int64)
+    assert quality(p, p, labels).value == 1.0 and quality(flipped, p, labels).value == 0.0
+
+
+def test_calibration_ranges_are_keyed_on_the_data_not_its_name():
+    workspace = Workspace()
+    model = onnx.load(DIGITS / "model.onnx")
+    calib = digits_data("calib")
+    workspace.scratch()  # one cache folder shared by both runs, as in a build
+    small = Workspace(calibration=calib.head(2), _scratch=workspace._scratch)
+    full = Workspace(calibration=calib, _scratch=workspace._scratch)
+    a = QuantizeStatic().run(ModelState(model), small).proto
+    b = QuantizeStatic().run(ModelState(model), full).proto
+    assert a.SerializeToString() != b.SerializeToString()
+    assert len(list(workspace.scratch().glob("calibration-*.json"))) == 2

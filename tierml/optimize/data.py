@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
+from onnx import helper
 
 from tierml.errors import TiermlError
 from tierml.model.tensors import TensorInfo
@@ -22,6 +25,23 @@ class Dataset:
 
     def head(self, count: int) -> Dataset:
         return Dataset(self.x[:count], None if self.y is None else self.y[:count], self.source)
+
+
+def model_input(model: onnx.ModelProto, shapes: Mapping[str | None, tuple[int, ...]]) -> TensorInfo:
+    """The one input the compression passes feed, with its sample shape; models they cannot feed are refused."""
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise TiermlError(f"tierml optimize/build feed models with exactly one input; this one has {len(inputs)} "
+                          f"({', '.join(i.name for i in inputs)}): export a single-input wrapper")
+    graph_input = inputs[0]
+    declared = [d.dim_value if d.HasField("dim_value") else 0 for d in graph_input.type.tensor_type.shape.dim]
+    if declared and declared[0] > 1:
+        raise TiermlError(f"input '{graph_input.name}' has a fixed batch of {declared[0]}; calibration, evaluation "
+                          "and timing run one sample at a time: export the model with batch 1 or a free batch dim")
+    given = shapes.get(graph_input.name) or shapes.get(None)
+    dims = tuple(given) if given else tuple(d or 1 for d in declared)
+    return TensorInfo(name=graph_input.name, elem_type=graph_input.type.tensor_type.elem_type, shape=dims)
 
 
 def load_dataset(path: Path, model_input: TensorInfo, role: str, need_labels: bool = False) -> Dataset:
@@ -46,5 +66,22 @@ def load_dataset(path: Path, model_input: TensorInfo, role: str, need_labels: bo
                           "requirements.min_accuracy to compare against the fp32 model instead")
     if y is not None and len(y) != len(x):
         raise TiermlError(f"{role} set '{path.name}': {len(x)} samples in x but {len(y)} labels in y")
-    dtype = np.dtype(np.float32) if model_input.dtype == "float" else x.dtype
+    if y is not None:
+        y = _class_indices(y, path.name, role)
+    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(model_input.elem_type))
+    if np.issubdtype(dtype, np.integer) and np.issubdtype(x.dtype, np.floating) and not np.all(np.mod(x, 1) == 0):
+        raise TiermlError(f"{role} set '{path.name}': x holds fractions but input '{model_input.name}' takes "
+                          f"{dtype} integers (token ids?): save x as integers")
     return Dataset(x.astype(dtype, copy=False), y, str(path))
+
+
+def _class_indices(y: np.ndarray, name: str, role: str) -> np.ndarray:
+    """Labels as class indices: [n] or [n, 1] as they are, one-hot / probability rows [n, C] by argmax."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    elif y.ndim == 2:
+        y = y.argmax(axis=1)
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.all(np.mod(y, 1) == 0)):
+        raise TiermlError(f"{role} set '{name}': y must hold one class index per sample ([n] integers, or one-hot "
+                          f"rows [n, classes]); got shape {y.shape}, dtype {y.dtype}")
+    return y.astype(np.int64)

@@ -12,8 +12,7 @@ from tierml.errors import TiermlError
 from tierml.hardware.catalog import Catalog
 from tierml.hardware.estimate import LatencyEstimator
 from tierml.model.load import Shapes, load_model, serialize
-from tierml.model.tensors import TensorInfo
-from tierml.optimize.data import Dataset, load_dataset
+from tierml.optimize.data import Dataset, load_dataset, model_input
 from tierml.optimize.evaluate import evaluate, run
 from tierml.optimize.ladder import Inputs, load_inputs
 from tierml.optimize.passes import ModelState, Progress, Workspace, parse_pass
@@ -43,11 +42,8 @@ def inputs_for(target: str, shapes: Shapes, files: DataFiles) -> Inputs:
 
         return load_inputs(load_spec(Path(target)))
     model = load_model(target, shapes)
-    graph_input = model.proto.graph.input[0]
-    given = shapes.get(graph_input.name) or shapes.get(None)
-    dims = tuple(given) if given else tuple(
-        d.dim_value if d.HasField("dim_value") else 1 for d in graph_input.type.tensor_type.shape.dim)
-    info = TensorInfo(name=graph_input.name, elem_type=graph_input.type.tensor_type.elem_type, shape=dims)
+    info = model_input(model.proto, shapes)
+    dims = info.shape
     loaded = {role: load_dataset(path, info, role) for role, path in
               (("eval", files.eval), ("calibration", files.calibration), ("training", files.train)) if path}
     notes = []

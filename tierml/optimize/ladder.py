@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +32,8 @@ from tierml.hardware.catalog import Catalog, Device
 from tierml.hardware.estimate import LatencyEstimator
 from tierml.model.load import load_model, serialize
 from tierml.model.measure import LatencyStats
-from tierml.model.tensors import TensorInfo
 from tierml.optimize.accuracy_aware import AccuracyAwareQuantize
-from tierml.optimize.data import Dataset, load_dataset
+from tierml.optimize.data import Dataset, load_dataset, model_input
 from tierml.optimize.evaluate import evaluate
 from tierml.optimize.fp16 import Fp16
 from tierml.optimize.passes import ModelState, Pass, Workspace
@@ -42,7 +42,7 @@ from tierml.optimize.quantize import QuantizeStatic
 from tierml.optimize.search import StudentSearch
 from tierml.optimize.simplify import Simplify
 from tierml.optimize.twin import load_twin
-from tierml.optimize.variant import DeviceFigures, Lineage, Metrics, Variant, digest, write_variant
+from tierml.optimize.variant import DeviceFigures, Lineage, Metrics, Variant, digest, swap_in, write_variant
 from tierml.spec.app import LoadedSpec
 
 Progress = Callable[[str, int, int], None]
@@ -143,12 +143,10 @@ def load_inputs(loaded: LoadedSpec) -> Inputs:
     shapes: dict[str | None, tuple[int, ...]] = {k: tuple(v) for k, v in spec.model.input_shapes.items()}
     loc = ("model", "path") if spec.model.path else ("model", "recipe")
     model = load_model(model_reference(loaded, spec.model.path or spec.model.recipe or "", loc), shapes)
-    graph_input = model.proto.graph.input[0]
-    dims = [d.dim_value if d.HasField("dim_value") else 0 for d in graph_input.type.tensor_type.shape.dim]
-    given = shapes.get(graph_input.name) or shapes.get(None)
-    if given:
-        dims = list(given)
-    info = TensorInfo(name=graph_input.name, elem_type=graph_input.type.tensor_type.elem_type, shape=tuple(dims))
+    try:
+        info = model_input(model.proto, shapes)
+    except TiermlError as exc:
+        raise loaded.doc.error(loc, str(exc)) from None
     if not spec.data.eval:
         raise loaded.doc.error(("data",), "tierml build measures every variant on an eval set: add data.eval "
                                           "(an .npz with x, and y for accuracy)")
@@ -234,10 +232,11 @@ def make_variants(todo: list[Recipe], inputs: Inputs, workspace: Workspace, prog
         try:
             for step in recipe.passes:
                 state = step.run(state, workspace)
-        except TiermlError as exc:
+        except Exception as exc:
             if recipe.parent is None:
                 raise
-            notes.append(f"{recipe.name}: not made ({exc})")
+            reason = str(exc) if isinstance(exc, TiermlError) else f"{type(exc).__name__}: {str(exc)[:200]}"
+            notes.append(f"{recipe.name}: not made ({reason})")
             continue
         if recipe.name == "int8" and state.precision == "fp32":
             notes.append("int8: no int8 form was faster than fp32 on this host at the quality floor; "
@@ -358,20 +357,27 @@ def build(loaded: LoadedSpec, out: Path, catalog: Catalog, estimator: LatencyEst
     fp32 = states["fp32"]
     reference = None
     variants: list[Variant] = []
-    fp32_latency: LatencyStats | None = None
+    latencies: dict[str, LatencyStats | None] = {}
+    parents = {r.name: r.parent for r in todo}
     for index, (name, state) in enumerate(states.items()):
         progress(f"measuring {name}", index, len(states))
         if reference is None:
             from tierml.optimize.evaluate import run
 
             reference = run(fp32.proto, inputs.eval.x, threads)
-        metrics = evaluate(state.proto, inputs.eval, reference, threads, fp32_latency, targets, estimator,
-                           state.precision)
-        if name == "fp32":
-            fp32_latency = metrics.host_latency
+        # speed is judged against the variant's own float parent: pruned-int8 against pruned, not fp32
+        parent = parents.get(name)
+        metrics = evaluate(state.proto, inputs.eval, reference, threads, latencies.get(parent) if parent else None,
+                           targets, estimator, state.precision)
+        latencies[name] = metrics.host_latency
         variants.append(_variant(spec.name, name, state, metrics, inputs))
     quality = variants[0].metrics.quality
     assert quality is not None
+    if floor_given is not None and quality.metric != "accuracy":
+        raise loaded.doc.error(("requirements", "min_accuracy"), f"the model's output (shape "
+                               f"{list(reference.shape) if reference is not None else '?'}) is not class scores, so "
+                               "accuracy against labels cannot be measured; drop min_accuracy to compare variants "
+                               "with the fp32 model instead")
     floor = floor_given if floor_given is not None and quality.metric == "accuracy" else (
         quality.value - 0.01 if quality.metric == "accuracy" else 0.99)
     slo = _slo_ms(loaded)
@@ -389,17 +395,27 @@ def _variant(app: str, name: str, state: ModelState, metrics: Metrics, inputs: I
 
 
 def write_ladder(ladder: Ladder, states: dict[str, ModelState], out: Path) -> Ladder:
-    """Every variant as <out>/<variant>/1/{model.onnx,lineage.json}; then ladder.json (each atomically)."""
-    written = []
-    for variant, state in zip(ladder.variants, states.values(), strict=True):
-        written.append(write_variant(variant, serialize(state.proto), out / variant.name / "1"))
-    result = ladder.model_copy(update={"variants": written})
-    tmp = out / ".ladder.json.tmp"
+    """The whole repository — <variant>/1/{model.onnx,lineage.json} for every variant, and ladder.json —
+    written into a temporary sibling folder, then swapped in for `out`: a failure leaves the previous
+    build whole, and variants an earlier build made but this one did not never linger beside it."""
+    if out.exists() and any(out.iterdir()) and not (out / "ladder.json").exists():
+        raise TiermlError(f"{out} exists and is not a tierml build output (no ladder.json); give an empty or "
+                          "new folder with --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-new-", dir=out.parent))
     try:
-        tmp.write_text(json.dumps(result.model_dump(mode="json"), indent=1) + "\n")
-        os.replace(tmp, out / "ladder.json")
+        written = []
+        for variant, state in zip(ladder.variants, states.values(), strict=True):
+            saved = write_variant(variant, serialize(state.proto), staging / variant.name / "1")
+            written.append(saved.model_copy(update={"path": str(out / variant.name / "1")}))
+        result = ladder.model_copy(update={"variants": written})
+        (staging / "ladder.json").write_text(json.dumps(result.model_dump(mode="json"), indent=1) + "\n")
+        swap_in(staging, out)
     except OSError as exc:
-        raise TiermlError(f"cannot write {out / 'ladder.json'}: {exc.strerror or exc}") from exc
+        raise TiermlError(f"cannot write the build to {out}: {exc.strerror or exc}; the previous build, if any, "
+                          "is unchanged") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return result
 
 

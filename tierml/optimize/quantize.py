@@ -81,7 +81,8 @@ def calibration_cache(model: onnx.ModelProto, data: Dataset, method: str, sample
     from onnxruntime.quantization import CalibrationMethod, create_calibrator
     from onnxruntime.quantization.calibrate import save_tensors_data
 
-    key = hashlib.sha256(serialize(model) + f"{data.source}|{method}|{samples}|{percentile}".encode()).hexdigest()
+    rows = data.x[:samples]
+    key = hashlib.sha256(serialize(model) + rows.tobytes() + f"{rows.shape}|{method}|{percentile}".encode()).hexdigest()
     path = workspace.scratch() / f"calibration-{key[:16]}.json"
     if path.exists():
         return path

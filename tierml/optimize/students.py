@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tierml.errors import TiermlError
 from tierml.optimize.training import require_torch
 
 
@@ -19,6 +20,9 @@ def student(input_shape: tuple[int, ...], classes: int, width: int, depth: int) 
             layers += [nn.Linear(features, width), nn.ReLU()]
             features = width
         return nn.Sequential(*layers, nn.Linear(features, classes))
+    if len(sample) != 3:
+        raise TiermlError(f"the student family covers vector [features] and image [channels, height, width] "
+                          f"inputs; this model's samples are {list(sample)}")
     channels, height, width_px = sample
     layers = [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
     current = width

@@ -73,9 +73,7 @@ def write_variant(variant: Variant, model_bytes: bytes, folder: Path) -> Variant
         (tmp / "model.onnx").write_bytes(model_bytes)
         saved = variant.model_copy(update={"path": str(folder)})
         (tmp / "lineage.json").write_text(json.dumps(saved.model_dump(mode="json"), indent=1) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
+        swap_in(tmp, folder)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise TiermlError(f"cannot write the variant to {folder}: {exc.strerror or exc}") from exc
@@ -83,3 +81,20 @@ def write_variant(variant: Variant, model_bytes: bytes, folder: Path) -> Variant
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return saved
+
+
+def swap_in(new: Path, target: Path) -> None:
+    """Replace `target` by the folder `new` with renames only (the old one is kept until the new one is in)."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
+        old.rmdir()
+        os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except OSError:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from pathlib import Path
@@ -103,11 +104,14 @@ def use_ladder(context: Context, path: Path) -> None:
     shapes = {t.name: t.shape for t in context.model.inputs}
     for rung in ladder.rungs:
         variant = variants.get(rung.variant or "")
-        if variant is None or variant.path is None:
+        if variant is None:
             continue
-        model = Path(variant.path) / "model.onnx"
+        model = path.parent / variant.name / "1" / "model.onnx"  # beside ladder.json, wherever it was built from
         if not model.exists():
             raise TiermlError(f"ladder '{path}' names {model}, which is missing; run tierml build again")
+        if hashlib.sha256(model.read_bytes()).hexdigest() != variant.sha256:
+            raise TiermlError(f"{model} is not the file ladder '{path}' measured (sha256 differs); run tierml build "
+                              "again")
         profile = analyze(load_model(str(model)).proto, shapes, source=str(model))
         quality = variant.metrics.quality
         context.variants[rung.device] = MeasuredVariant(
