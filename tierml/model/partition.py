@@ -26,7 +26,14 @@ from tierml.errors import TiermlError
 from tierml.model.control import implicit_inputs
 from tierml.model.load import serialize
 from tierml.model.profile import folded_outputs, node_names
-from tierml.model.shapes import constant_tensors, dummy_inputs, infer_tensors, resolve_input_shapes, with_input_shapes
+from tierml.model.shapes import (
+    constant_tensors,
+    dummy_inputs,
+    infer_tensors,
+    resolve_input_shapes,
+    with_input_shapes,
+    with_outputs,
+)
 from tierml.model.tensors import TensorInfo
 
 Shapes = Mapping[str | None, tuple[int, ...]]
@@ -227,12 +234,7 @@ def fold_constants(model: onnx.ModelProto, inputs: Mapping[str, TensorInfo]) -> 
 
 
 def _evaluate(model: onnx.ModelProto, inputs: Mapping[str, TensorInfo], names: list[str]) -> dict[str, np.ndarray]:
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    present = {o.name for o in probe.graph.output}
-    for name in names:
-        if name not in present:
-            probe.graph.output.add().name = name
+    probe = with_outputs(model, names)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3

@@ -201,17 +201,24 @@ def dummy_inputs(inputs: Mapping[str, TensorInfo], seed: int = 0) -> dict[str, n
     return feeds
 
 
+def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+    """A copy of `model` that also outputs the named intermediate tensors (to read them in one run)."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    present = {o.name for o in probe.graph.output}
+    for name in names:
+        if name not in present:
+            probe.graph.output.add().name = name
+            present.add(name)
+    return probe
+
+
 def _shapes_from_run(
     model: onnx.ModelProto, inputs: Mapping[str, TensorInfo], missing: list[str]
 ) -> dict[str, TensorInfo]:
     import onnxruntime as ort
 
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    outputs = {o.name for o in probe.graph.output}
-    for name in missing:
-        if name not in outputs:
-            probe.graph.output.add().name = name
+    probe = with_outputs(model, missing)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from tierml.model.load import serialize
 from tierml.model.measure import make_session, time_runs
+from tierml.model.shapes import with_outputs
 from tierml.optimize.data import Dataset
 from tierml.optimize.evaluate import run, vnni_note
 from tierml.optimize.metrics import quality
@@ -166,11 +167,11 @@ class AccuracyAwareQuantize(Pass):
         trials: dict[str, tuple[Trial, ModelState | None]] = {}
         for index, name in enumerate(config.candidates):
             if probe.time_left <= 0 and trials:
-                notes_skipped = [n for n in config.candidates if n not in trials]
+                skipped = [n for n in config.candidates if n not in trials]
                 workspace.report("time budget spent", index, len(config.candidates))
                 trials.update({n: (Trial(name=n, quality=0.0, metric="", median_ms=math.inf, size_bytes=0,
                                          error=f"skipped: the {config.seconds:g} s budget was spent"), None)
-                               for n in notes_skipped})
+                               for n in skipped})
                 break
             workspace.report(f"trying {name}", index, len(config.candidates) + config.max_fallbacks)
             trials[name] = self._try(name, state, sub, probe)
@@ -316,15 +317,9 @@ def _quantized_nodes(model: onnx.ModelProto) -> list[tuple[str, str]]:
 
 def _outputs(model: onnx.ModelProto, tensors: list[str], x: np.ndarray, threads: int) -> dict[str, np.ndarray]:
     """Values of named intermediate tensors (exposed as extra graph outputs) for inputs x."""
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    present = {o.name for o in probe.graph.output}
-    produced = {o for n in probe.graph.node for o in n.output}
+    produced = {o for n in model.graph.node for o in n.output}
     wanted = [t for t in tensors if t in produced]
-    for name in wanted:
-        if name not in present:
-            probe.graph.output.add().name = name
-    session = make_session(probe, threads)
+    session = make_session(with_outputs(model, wanted), threads)
     feeds_name = session.get_inputs()[0].name
     collected: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
     for row in x:

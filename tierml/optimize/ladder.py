@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -350,7 +349,7 @@ def build(loaded: LoadedSpec, out: Path, catalog: Catalog, estimator: LatencyEst
     notes = [*inputs.notes, *notes]
     floor_given = spec.requirements.min_accuracy
     workspace = Workspace(calibration=inputs.calibration, eval=inputs.eval, train=inputs.train, threads=threads,
-                          min_quality=floor_given, seconds_budget=spec.build.seconds_per_model,
+                          min_quality=floor_given,
                           estimator=estimator, catalog=catalog,
                           progress=lambda stage, done, total: progress(stage, done, total))
     states = make_variants(todo, inputs, workspace, progress, notes)
@@ -426,14 +425,3 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
         if not any((x2 <= x and y2 >= y) and (x2 < x or y2 > y) for j, (x2, y2) in enumerate(points) if j != i):
             front.append(i)
     return sorted(front, key=lambda i: points[i][0])
-
-
-def finite(value: float | None) -> float:
-    return value if value is not None and math.isfinite(value) else float("nan")
-
-
-def host_quality_table(ladder: Ladder) -> list[tuple[str, float, int, float]]:
-    """(variant, quality, size, host median ms) rows for reports."""
-    return [(v.name, _quality(v), v.metrics.size_bytes,
-             finite(v.metrics.host_latency.median_ms if v.metrics.host_latency else None)) for v in ladder.variants]
-

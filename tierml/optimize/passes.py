@@ -67,7 +67,6 @@ class Workspace:
     threads: int = 1
     progress: Progress | None = None
     min_quality: float | None = None  # accuracy (with labels) or agreement (without) a result must keep
-    seconds_budget: float = 300.0
     estimator: Any = None  # a tierml.hardware LatencyEstimator, for passes that search under device budgets
     catalog: Any = None  # a tierml.hardware Catalog
     _scratch: tempfile.TemporaryDirectory | None = None
