@@ -7,7 +7,10 @@ ones have been answered, so latency is measured from the scheduled send time (no
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,10 +39,32 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, s
     return int(lines[0].split()[1]), headers
 
 
+@contextlib.contextmanager
+def no_gc_pauses() -> Iterator[None]:
+    """Keep the cyclic garbage collector out of a measurement. In a process with a large heap (a pytest run
+    that has imported torch, say) one full collection takes 0.1-2 s, during which no request is sent or read:
+    the load generator's own pause would be charged to the server. wrk has no collector; neither do we, while
+    measuring."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 async def open_loop(host: str, port: int, request: bytes, rate: float, duration_s: float,
                     max_connections: int = 512, timeout_s: float = 30.0) -> list[Outcome]:
     """Send `request` at `rate` per second for `duration_s`, each on an idle keep-alive connection (a new
     one when none is idle, up to `max_connections`)."""
+    with no_gc_pauses():
+        return await _open_loop(host, port, request, rate, duration_s, max_connections, timeout_s)
+
+
+async def _open_loop(host: str, port: int, request: bytes, rate: float, duration_s: float, max_connections: int,
+                     timeout_s: float) -> list[Outcome]:
     idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     opened = [0]
     outcomes: list[Outcome] = []
@@ -69,15 +94,17 @@ async def open_loop(host: str, port: int, request: bytes, rate: float, duration_
                 conn[1].close()
                 opened[0] -= 1
 
-    tasks = []
-    count = int(rate * duration_s)
-    for i in range(count):
+    # only unfinished requests are held: gathering every task at the end would stall the loop for O(all sent)
+    in_flight: set[asyncio.Future] = set()
+    for i in range(int(rate * duration_s)):
         at = i / rate
         delay = start + at - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(one(at)))
-    await asyncio.gather(*tasks)
+        task = asyncio.ensure_future(one(at))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+    await asyncio.gather(*in_flight)
     for _, writer in idle:
         writer.close()
     return outcomes
@@ -105,6 +132,11 @@ def summarize(outcomes: list[Outcome], duration_s: float) -> dict:
 
 async def closed_loop(host: str, port: int, request: bytes, connections: int, duration_s: float) -> list[Outcome]:
     """`connections` clients each sending the next request as soon as the last is answered."""
+    with no_gc_pauses():
+        return await _closed_loop(host, port, request, connections, duration_s)
+
+
+async def _closed_loop(host: str, port: int, request: bytes, connections: int, duration_s: float) -> list[Outcome]:
     outcomes: list[Outcome] = []
     start = time.perf_counter()
 

@@ -10,12 +10,16 @@ import time
 
 import numpy as np
 import pytest
+from conftest import benchmarks_on_path
 from serve_support import call, mlp, write_model
 from serve_support import slow_model as build_slow_model
 
 from tierml.serve.client import InferenceClient
 from tierml.serve.errors import ServeError
 from tierml.serve.server import BackgroundServer, ServeOptions
+
+benchmarks_on_path()
+from openloop import no_gc_pauses  # noqa: E402
 
 
 @functools.cache
@@ -145,11 +149,12 @@ def test_bad_request_in_a_batch_does_not_fail_its_neighbours(tmp_path) -> None:
 
 
 def test_inference_runs_off_the_event_loop(tmp_path) -> None:
-    """While the instance runs long executions back to back, health probes are answered at once."""
+    """While the instance runs long executions back to back, health probes are answered at once. The server
+    shares this test's process, whose collector would pause both: it is kept out (no_gc_pauses)."""
     write_model(tmp_path, "m", slow_model(1024, 24), "max_batch_size: 256\ndynamic_batching { }\n"
                 "parameters { key: \"intra_op_thread_count\" value { string_value: \"1\" } }\n")
     x = np.full((256, 1024), 0.1, np.float32)
-    with BackgroundServer(ServeOptions(tmp_path, port=0)) as server:
+    with no_gc_pauses(), BackgroundServer(ServeOptions(tmp_path, port=0)) as server:
         with InferenceClient(server.url) as client:
             start = time.perf_counter()
             client.infer("m", {"x": x})
