@@ -33,11 +33,11 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from pretrained import fetch
 from rich.progress import Progress
 
+from tierml.data.dataset import Dataset
+from tierml.data.scoring import run
 from tierml.model.load import serialize
 from tierml.model.measure import make_session, time_runs
 from tierml.optimize.accuracy_aware import AccuracyAwareQuantize
-from tierml.optimize.data import Dataset
-from tierml.optimize.evaluate import run
 from tierml.optimize.passes import ModelState, Workspace
 from tierml.optimize.quantize import QuantizeDynamic, QuantizeStatic
 

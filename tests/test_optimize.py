@@ -16,19 +16,20 @@ from conftest import make_model
 from onnx import TensorProto, helper, numpy_helper
 from test_estimate import calibration
 
+from tierml.data.dataset import Dataset, load_dataset
+from tierml.data.metrics import Quality
+from tierml.data.scoring import run
 from tierml.errors import TiermlError
 from tierml.hardware.calibrate import save
 from tierml.hardware.catalog import load_catalog
 from tierml.hardware.estimate import Estimate
 from tierml.model.tensors import TensorInfo
-from tierml.optimize.data import Dataset, load_dataset
-from tierml.optimize.evaluate import run
-from tierml.optimize.ladder import choose
-from tierml.optimize.metrics import Quality
 from tierml.optimize.passes import ModelState, Workspace, parse_pass
 from tierml.optimize.quantize import QuantizeStatic
 from tierml.optimize.simplify import Simplify
 from tierml.optimize.variant import DeviceFigures, Lineage, Metrics, Variant, write_variant
+from tierml.plan.variants import choose
+from tierml.spec.app import LatencySLO
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "examples" / "digits"
@@ -184,10 +185,10 @@ def test_choice_respects_native_precision_and_never_ships_slower_int8_on_x86():
                  figures=[_figures(nuc.name, 30_000, nuc.ram_bytes, 0.01, "int8"),
                           _figures(arduino.name, 4_000, arduino.ram_bytes, 6, "int8")]),
     ]
-    edge = choose(nuc, variants, floor=0.95, slo_ms=100)
+    edge = choose(nuc, variants, floor=0.95, slo=LatencySLO(p99_ms=100))
     assert edge.variant == "fp32"
     assert "0.60x of fp32 speed on this x86 host" in edge.rejected["int8"]
-    mcu = choose(arduino, variants, floor=0.95, slo_ms=100)
+    mcu = choose(arduino, variants, floor=0.95, slo=LatencySLO(p99_ms=100))
     assert mcu.variant == "int8" and "does not run fp32 natively" in mcu.rejected["fp32"]
     ram = next(m for m in mcu.margins if m.what == "RAM")
     assert ram.ok and ram.limit - ram.need == arduino.ram_bytes - 4_000
@@ -199,7 +200,7 @@ def test_choice_reports_the_closest_miss_when_nothing_fits():
     variants = [_variant("big-int8", "int8", figures=[_figures(arduino.name, int(have * 3), have, 50, "int8")]),
                 _variant("small-int8", "int8", figures=[_figures(arduino.name, int(have * 1.2), have, 5, "int8")]),
                 _variant("slow-int8", "int8", figures=[_figures(arduino.name, 1000, have, 900, "int8")])]
-    rung = choose(arduino, variants, floor=0.95, slo_ms=200)
+    rung = choose(arduino, variants, floor=0.95, slo=LatencySLO(p99_ms=200))
     assert rung.variant is None
     assert rung.closest_miss and rung.closest_miss.startswith("small-int8: RAM")
     assert set(rung.rejected) == {"big-int8", "small-int8", "slow-int8"}
@@ -336,11 +337,12 @@ def test_build_digits_ladder_one_variant_per_tier(tmp_path, cal_file):
 
 
 # ------------------------------------------------------------------------------------------- review fixes
-def _ladder(variants: list[Variant]):
-    from tierml.optimize.ladder import Ladder
+def _write(variants: list[Variant], states: dict, out: Path) -> list[Variant]:
+    from tierml.optimize import ladder as ladder_module
 
-    return Ladder(app="app", spec=".", out=".", host="test", threads=1, quality_floor=0.9, quality_metric="accuracy",
-                  variants=variants, rungs=[])
+    measured = ladder_module.Measured(variants=variants, states=states, quality_floor=0.9, quality_metric="accuracy",
+                                      notes=[])
+    return ladder_module.write_build(measured, out, lambda written: json.dumps([v.name for v in written]))
 
 
 def test_a_failed_rebuild_keeps_the_previous_build_whole(tmp_path, monkeypatch):
@@ -349,7 +351,7 @@ def test_a_failed_rebuild_keeps_the_previous_build_whole(tmp_path, monkeypatch):
     out = tmp_path / "build"
     proto = onnx.load(DIGITS / "model.onnx")
     first = [_variant("app-fp32"), _variant("app-pruned")]
-    ladder_module.write_ladder(_ladder(first), {"fp32": ModelState(proto), "pruned": ModelState(proto)}, out)
+    _write(first, {"fp32": ModelState(proto), "pruned": ModelState(proto)}, out)
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     real = ladder_module.write_variant
     calls = []
@@ -362,28 +364,25 @@ def test_a_failed_rebuild_keeps_the_previous_build_whole(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ladder_module, "write_variant", failing)
     with pytest.raises(TiermlError, match="No space left"):
-        ladder_module.write_ladder(_ladder([_variant("app-fp32"), _variant("app-int8")]),
-                                   {"fp32": ModelState(proto), "int8": ModelState(proto)}, out)
+        _write([_variant("app-fp32"), _variant("app-int8")], {"fp32": ModelState(proto), "int8": ModelState(proto)},
+               out)
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["build"]  # no staging folder left behind
     monkeypatch.setattr(ladder_module, "write_variant", real)
-    ladder_module.write_ladder(_ladder([_variant("app-fp32")]), {"fp32": ModelState(proto)}, out)
+    _write([_variant("app-fp32")], {"fp32": ModelState(proto)}, out)
     assert sorted(p.name for p in out.iterdir()) == ["app-fp32", "ladder.json"]  # the stale rung is gone
 
 
 def test_build_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):
-    from tierml.optimize.ladder import write_ladder
-
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(TiermlError, match="not a tierml build output"):
-        write_ladder(_ladder([_variant("app-fp32")]), {"fp32": ModelState(onnx.load(DIGITS / "model.onnx"))},
-                     tmp_path / "mine")
+        _write([_variant("app-fp32")], {"fp32": ModelState(onnx.load(DIGITS / "model.onnx"))}, tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
 def test_models_the_passes_cannot_feed_are_refused_by_name():
-    from tierml.optimize.data import model_input
+    from tierml.data.dataset import model_input
 
     two = make_model([helper.make_node("Add", ["a", "b"], ["y"])], {"a": (1, 4), "b": (1, 4)}, ["y"])
     with pytest.raises(TiermlError, match=r"exactly one input; this one has 2 \(a, b\)"):
@@ -408,7 +407,7 @@ def test_labels_as_one_hot_rows_become_class_indices_and_fractional_token_ids_ar
 
 
 def test_one_score_per_sample_is_judged_not_waved_through():
-    from tierml.optimize.metrics import quality
+    from tierml.data.metrics import quality
 
     p = np.random.default_rng(0).uniform(0.05, 0.95, (50, 1))
     flipped = 1 - p

@@ -12,13 +12,11 @@ import pytest
 import yaml
 from test_estimate import calibration
 
-from tierml.hardware.calibrate import host_device, save
-from tierml.hardware.roofline import RooflineEstimator
+from tierml.hardware.calibrate import save
 from tierml.plan.network import distance_floor_ms
-from tierml.plan.planner import load_context, plan
 from tierml.plan.power import battery_share_per_day
 from tierml.plan.queueing import erlang_c, md_c
-from tierml.spec.app import load_spec
+from tierml.stages.planning import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "examples" / "digits"
@@ -62,8 +60,7 @@ def write_spec(tmp_path: Path, **overrides) -> Path:
 
 def run_plan(path: Path):
     cal = calibration(efficiency=0.5, session_us=5, node_us=1)
-    context = load_context(load_spec(path), RooflineEstimator(cal), host=host_device(cal))
-    return plan(context, cal.describe(), str(path))
+    return plan(path, calibration=cal)
 
 
 def test_seed_one_million_requests_a_day_at_a_tenth_of_a_cent(tmp_path):

@@ -17,15 +17,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tierml.errors import TiermlError
-from tierml.model.measure import LatencyStats
-from tierml.model.profile import ModelProfile
-
-
-class Analysis(BaseModel):
-    """`tierml analyze --json`: the profile and, with --measure, the host latency."""
-
-    profile: ModelProfile
-    host_latency: LatencyStats | None = None
 
 app = typer.Typer(
     help="Place one trained model on the cloud-edge-mobile-tiny spectrum, measured.",
@@ -71,30 +62,6 @@ def progress_bar(description: str, quiet: bool) -> Iterator[Callable[[str, int, 
         yield update
 
 
-def _load(model: str, input_shape: list[str] | None):  # noqa: ANN202 - returns (LoadedModel, shapes)
-    from tierml.model.load import load_model
-    from tierml.model.shapes import parse_input_shapes
-
-    shapes = parse_input_shapes(input_shape or [])
-    return load_model(model, shapes), shapes
-
-
-def _profile(model: str, input_shape: list[str] | None):  # noqa: ANN202 - returns (LoadedModel, ModelProfile)
-    from tierml.model.profile import analyze
-
-    loaded, shapes = _load(model, input_shape)
-    return loaded, analyze(loaded.proto, shapes, source=loaded.source, sha256=loaded.sha256)
-
-
-def _measure(loaded, profile, threads: int, runs: int, per_node: bool, quiet: bool):  # noqa: ANN001, ANN202
-    from tierml.model.measure import measure_latency
-
-    inputs = {t.name: t for t in profile.inputs}
-    with progress_bar(f"timing {runs} runs", quiet) as update:
-        return measure_latency(loaded.proto, inputs, threads=threads, runs=runs, per_node=per_node,
-                               progress=lambda done, total: update("run", done, total))
-
-
 @app.command()
 def analyze(
     model: ModelArg,
@@ -110,20 +77,22 @@ def analyze(
 ) -> None:
     """Profile a model: parameters, MACs/FLOPs, bytes, peak memory, per-tier op support (and host latency)."""
     from tierml.cli.render import latency_view, profile_view
+    from tierml.stages.models import analyze as run_analyze
 
-    loaded, profile = _profile(model, input_shape)
-    stats = _measure(loaded, profile, threads, runs, per_node, as_json) if measure else None
+    with progress_bar(f"timing {runs} runs", as_json or not measure) as update:
+        result = run_analyze(model, input_shape, measure, threads, runs, per_node, update)
     if report:
         from tierml.report.analyze import analyze_report
 
-        write_report(report, analyze_report(profile, stats), as_json)
+        write_report(report, analyze_report(result.profile, result.host_latency), as_json)
 
     def view() -> object:
         from rich.console import Group
 
-        return Group(profile_view(profile, top), *([latency_view(stats)] if stats else []))
+        stats = result.host_latency
+        return Group(profile_view(result.profile, top), *([latency_view(stats)] if stats else []))
 
-    emit(Analysis(profile=profile, host_latency=stats), as_json, view)
+    emit(result, as_json, view)
 
 
 def write_report(path: Path, html: str, quiet: bool) -> None:
@@ -141,23 +110,9 @@ def write_report(path: Path, html: str, quiet: bool) -> None:
         err.print(f"report written to {path}")
 
 
-def _calibration(path: Path | None, threads: int, quiet: bool):  # noqa: ANN202 - returns Calibration
-    from tierml.hardware import calibrate as cal
-
-    if path is not None:
-        return cal.load(path)
-    default = cal.default_path(threads)
-    if default.exists():
-        stored = cal.load(default)
-        if cal.matches_host(stored):
-            return stored
-    if not quiet:
-        err.print(f"no calibration of this host at {threads} thread(s) yet: calibrating (about 30 s), "
-                  f"saving to {default}")
-    with progress_bar("calibrating host", quiet) as update:
-        fresh = cal.calibrate(threads, progress=update)
-    cal.save(fresh, default)
-    return fresh
+def notice(quiet: bool) -> Callable[[str], None] | None:
+    """Where a stage's one-line notices go: stderr, unless the output is JSON."""
+    return None if quiet else lambda message: err.print(message)
 
 
 @app.command()
@@ -179,26 +134,11 @@ def estimate(
 ) -> None:
     """Estimate fit, latency and energy on each device, and transfer time and cost over each link."""
     from tierml.cli.render import estimate_view
-    from tierml.hardware.assessment import assess
-    from tierml.hardware.calibrate import host_device
-    from tierml.hardware.catalog import load_catalog
-    from tierml.hardware.roofline import RooflineEstimator
+    from tierml.stages.estimating import estimate as run_estimate
 
-    if precision not in ("auto", "fp32", "int8"):
-        raise TiermlError(f"--precision must be auto, fp32 or int8, not '{precision}'")
-    cat = load_catalog(catalog or [])
-    for name in device or []:
-        if name != "host":
-            cat.device(name)  # unknown names fail before any slow work
-    for name in link or []:
-        cat.link(name)
-    loaded, profile = _profile(model, input_shape)
-    cal = _calibration(calibration, threads, as_json)
-    host, source = host_device(cal)
-    cat = cat.with_device(host, {"tierml-calibrate": source})
-    names = device or ["host", *[d for d in cat.devices if d != "host"]]
-    stats = _measure(loaded, profile, threads, 30, False, as_json) if measure else None
-    result = assess(profile, cat, RooflineEstimator(cal), names, link or [], precision, cal.describe(), stats)
+    with progress_bar("estimating", as_json) as update:
+        result = run_estimate(model, input_shape, device or [], link or [], precision, catalog or [], calibration,
+                              threads, measure, update, notice(as_json))
     if report:
         from tierml.report.estimate import estimate_report
 
@@ -230,20 +170,10 @@ def plan_command(
     if spec is None:
         raise TiermlError("give the app spec: tierml plan tierml.yaml (or --schema for its JSON schema)")
     from tierml.cli.render import plan_view
-    from tierml.hardware.calibrate import host_device
-    from tierml.hardware.roofline import RooflineEstimator
-    from tierml.plan.planner import load_context, plan
-    from tierml.spec.app import load_spec
+    from tierml.stages.planning import plan
 
-    loaded = load_spec(spec)
-    cal = _calibration(calibration, threads, as_json)
-    context = load_context(loaded, RooflineEstimator(cal), catalog or [], host_device(cal))
-    if ladder is not None:
-        from tierml.plan.planner import use_ladder
-
-        use_ladder(context, ladder)
     with progress_bar("scoring placements", as_json) as update:
-        result = plan(context, cal.describe(), str(spec), update)
+        result = plan(spec, catalog or [], calibration, threads, ladder, update, notice(as_json))
     if report:
         from tierml.report.plan import plan_report
 
@@ -251,14 +181,6 @@ def plan_command(
     emit(result, as_json, lambda: plan_view(result))
     if result.winner is None:
         raise SystemExit(3)
-
-
-def _catalog_with_host(extra: list[Path], spec_catalogs: list[Path], cal: object):  # noqa: ANN202 - Catalog
-    from tierml.hardware.calibrate import host_device
-    from tierml.hardware.catalog import load_catalog
-
-    host = host_device(cal)  # type: ignore[arg-type]
-    return load_catalog([*spec_catalogs, *extra]).with_device(host[0], {"tierml-calibrate": host[1]})
 
 
 @app.command()
@@ -281,16 +203,10 @@ def build(
     them) and <out>/ladder.json. Exit code 3 when some target gets no variant.
     """
     from tierml.cli.render import ladder_view
-    from tierml.hardware.roofline import RooflineEstimator
-    from tierml.optimize.ladder import build as build_ladder
-    from tierml.spec.app import load_spec
+    from tierml.stages.building import build as run_build
 
-    loaded = load_spec(spec)
-    cal = _calibration(calibration, threads, as_json)
-    spec_catalogs = [loaded.path(p, ("catalog", i), "catalog file") for i, p in enumerate(loaded.spec.catalog)]
-    cat = _catalog_with_host(catalog or [], spec_catalogs, cal)
     with progress_bar("building variants", as_json) as update:
-        ladder = build_ladder(loaded, out_dir, cat, RooflineEstimator(cal), cal.host.cpu, threads, target, update)
+        ladder = run_build(spec, out_dir, target or [], catalog or [], calibration, threads, update, notice(as_json))
     if report:
         from tierml.report.build import build_report
 
@@ -341,18 +257,14 @@ def optimize(
     if model is None:
         raise TiermlError("give a model or a tierml.yaml: tierml optimize model.onnx --pass simplify")
     from tierml.cli.render import optimized_view
-    from tierml.hardware.roofline import RooflineEstimator
-    from tierml.model.shapes import parse_input_shapes
     from tierml.optimize.direct import DataFiles
-    from tierml.optimize.direct import optimize as run_optimize
+    from tierml.stages.building import optimize as run_optimize
 
-    cal = _calibration(calibration, threads, as_json)
-    cat = _catalog_with_host(catalog or [], [], cal)
     files = DataFiles(eval=eval_data, calibration=calibration_data, train=train_data, torch=torch_recipe,
                       weights=weights)
     with progress_bar("optimizing", as_json) as update:
-        result = run_optimize(model, passes or [], out_dir, parse_input_shapes(input_shape or []), files, threads,
-                              cat, RooflineEstimator(cal), device or [], min_quality, name, update)
+        result = run_optimize(model, passes or [], out_dir, name, input_shape, files, device or [], min_quality,
+                              catalog or [], calibration, threads, update, notice(as_json))
     emit(result, as_json, lambda: optimized_view(result))
 
 @app.command("export")
@@ -382,46 +294,19 @@ def export_command(
     Refused (exit 2) when the model fits none of the MCUs it is sized against.
     """
     from tierml.cli.render import mcu_export_view
-    from tierml.export.mcu import McuTarget, load_inputs
-    from tierml.export.mcu import verify as verify_export
     from tierml.export.target import target_class
-    from tierml.hardware.catalog import load_catalog
-    from tierml.model.profile import analyze
-    from tierml.model.shapes import parse_input_shapes
+    from tierml.stages.exporting import export
 
     target_class(target)  # an unknown target fails before any slow work
     if calib is None:
         raise TiermlError("int8 export needs calibration inputs: --calib data.npz (array x, N x the input shape)")
-    if board is not None and not verify:
-        raise TiermlError("--board runs the verification on that board: add --verify")
-    cat = load_catalog(catalog or [])
-    loaded, _ = _load(model, input_shape)
-    profile = analyze(loaded.proto, parse_input_shapes(input_shape or _batch_one(loaded.proto)),
-                      source=loaded.source, sha256=loaded.sha256)
-    samples = load_inputs(calib)
-    exporter = McuTarget(samples, cat, device, in_place)
-    result = exporter.export(loaded.proto, profile, out_dir)
-    if verify and exporter.compiled is not None:
-        inputs = load_inputs(eval_inputs) if eval_inputs else samples[:64]
-        result.verification = verify_export(loaded.proto, exporter.compiled, out_dir / "verify", inputs, sanitize,
-                                            board)
+    result = export(model, calib, out_dir, target, input_shape, device or [], catalog or [], in_place, eval_inputs,
+                    verify, board, sanitize)
     emit(result, as_json, lambda: mcu_export_view(result))
     v = result.verification
     if v is not None and not (v.host_bit_exact and all(r.bit_exact for r in v.qemu)):
         raise TiermlError("the generated C does not match TFLite Micro bit for bit (see the table); this is a "
                           "tierml bug, please report it with the model")
-
-
-def _batch_one(model: object) -> list[str]:
-    """An MCU runs batch 1: fix a dynamic leading dimension when the others are static."""
-    from tierml.model.shapes import graph_inputs
-
-    shapes = []
-    for vi in graph_inputs(model):  # type: ignore[arg-type]
-        dims = [d.dim_value if d.HasField("dim_value") else 0 for d in vi.type.tensor_type.shape.dim]
-        if dims and all(dims[1:]):
-            shapes.append(f"{vi.name}=" + "x".join(map(str, [1, *dims[1:]])))
-    return shapes
 
 
 @app.command()
@@ -450,14 +335,13 @@ def calibrate(
 ) -> None:
     """Measure this host: matmul GFLOP/s, memory bandwidth, and per-op-class efficiency for estimates."""
     from tierml.cli.render import calibration_view
-    from tierml.hardware import calibrate as cal
+    from tierml.hardware.calibrate import default_path
+    from tierml.stages.host import calibrate as run_calibrate
 
     with progress_bar("calibrating host", as_json) as update:
-        result = cal.calibrate(threads, progress=update, quick=quick)
-    path = out_file or cal.default_path(threads)
-    cal.save(result, path)
+        result = run_calibrate(threads, quick, out_file, update)
     if not as_json:
-        err.print(f"calibration saved to {path}")
+        err.print(f"calibration saved to {out_file or default_path(threads)}")
     emit(result, as_json, lambda: calibration_view(result))
 
 
@@ -544,80 +428,35 @@ def split_command(
 ) -> None:
     """Split a model between a device and a server: ranked cuts for a link, and `split run` for the device side."""
     codes = [e.strip() for e in encodings.split(",") if e.strip()]
-    try:
-        from tierml.hybrid.encoding import Encoding
-
-        for code in codes:
-            Encoding.parse(code)
-    except ValueError as exc:
-        raise TiermlError(f"--encodings: {exc}") from None
-    if objective not in ("latency", "throughput"):
-        raise TiermlError(f"--objective must be latency or throughput, not '{objective}'")
     if model == "run":
-        _split_run(bundle, server, requests, deadline_ms, device_factor, as_json)
+        from tierml.stages.splitting import split_run
+
+        if bundle is None:
+            raise TiermlError("split run needs the bundle folder: tierml split MODEL --out DIR, then "
+                              "tierml serve DIR/server and tierml split run DIR --server http://HOST:PORT")
+        data = split_run(bundle, server, requests, deadline_ms, device_factor)
+        if as_json:
+            sys.stdout.write(json.dumps(data, indent=1) + "\n")
+        else:
+            out.print(f"{requests} requests: median {data['median_ms']:.1f} ms, p95 {data['p95_ms']:.1f} ms, "
+                      f"{data['degraded']} degraded, {data['switches']} cut switches")
         return
     from tierml.cli.render import split_view
-    from tierml.hardware.catalog import load_catalog
-    from tierml.hybrid.planner import link_state, plan_split, side_for
+    from tierml.stages.splitting import split
 
-    cat = load_catalog(catalog or [])
-    chosen_link = cat.link(link)
-    estimator = None
-    if device != "host" or server != "host":
-        from tierml.hardware.roofline import RooflineEstimator
-
-        for name in (device, server):
-            if name != "host":
-                cat.device(name)
-        estimator = RooflineEstimator(_calibration(calibration, 1, as_json))
-    loaded, shapes = _load(model, input_shape)
-    result = plan_split(loaded.proto, shapes, side_for(device, device_factor, cat.devices, estimator),
-                        side_for(server, 1.0, cat.devices, estimator), link_state(chosen_link), codes,
-                        objective=objective)
-    if out_dir is not None:
-        from tierml.hybrid.bundle import write_bundle
-
-        write_bundle(out_dir, Path(loaded.source).stem, result.graph, result.profiles, result.table, codes)
+    result = split(model, device, server, link, input_shape, codes, device_factor, objective, out_dir, catalog or [],
+                   calibration, notice(as_json))
     if report:
         from tierml.report.split import split_report
 
-        write_report(report, split_report(result, f"{loaded.source} on {device} -> {server} over {link}"), as_json)
-    data = {"model": loaded.source, "device": device, "server": server, "link": link,
-            "device_factor": device_factor, "objective": objective, **result.to_dict(top)}
+        write_report(report, split_report(result.plan, f"{result.source} on {device} -> {server} over {link}"),
+                     as_json)
+    data = {"model": result.source, "device": device, "server": server, "link": link,
+            "device_factor": device_factor, "objective": objective, **result.plan.to_dict(top)}
     if as_json:
         sys.stdout.write(json.dumps(data, indent=1) + "\n")
     else:
         out.print(split_view(data))
-
-
-def _split_run(bundle: Path | None, server: str, requests: int, deadline_ms: float | None, device_factor: float,
-               as_json: bool) -> None:
-    import numpy as np
-    import onnx
-
-    from tierml.hybrid.bundle import load_bundle
-    from tierml.hybrid.runtime import SplitRuntime
-    from tierml.model.shapes import dummy_inputs, resolve_input_shapes
-
-    if bundle is None or not (bundle / "split.json").exists():
-        raise TiermlError("split run needs the bundle folder: tierml split MODEL --out DIR, then "
-                          "tierml serve DIR/server and tierml split run DIR --server http://HOST:PORT")
-    if "://" not in server:
-        raise TiermlError(f"split run: --server is the URL of the tierml server hosting the tails, not '{server}'")
-    loaded = load_bundle(bundle)
-    feeds = dummy_inputs(resolve_input_shapes(onnx.load(bundle / "device" / "full.onnx")))
-    with SplitRuntime(loaded, server, deadline_ms=deadline_ms, device_factor=device_factor) as runtime:
-        results = [runtime.infer(feeds).summary() for _ in range(requests)]
-        switches = runtime.policy.switches
-    latencies = [r["latency_ms"] for r in results]
-    data = {"requests": requests, "degraded": sum(r["degraded"] for r in results),
-            "median_ms": float(np.median(latencies)), "p95_ms": float(np.percentile(latencies, 95)),
-            "switches": switches, "results": results}
-    if as_json:
-        sys.stdout.write(json.dumps(data, indent=1) + "\n")
-    else:
-        out.print(f"{requests} requests: median {data['median_ms']:.1f} ms, p95 {data['p95_ms']:.1f} ms, "
-                  f"{data['degraded']} degraded, {switches} cut switches")
 
 
 def main() -> None:

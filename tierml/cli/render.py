@@ -13,9 +13,9 @@ from tierml.hardware.catalog import Catalog, Number
 from tierml.model.measure import LatencyStats
 from tierml.model.profile import ModelProfile
 from tierml.optimize.direct import Optimized
-from tierml.optimize.ladder import Ladder
 from tierml.optimize.variant import Variant
 from tierml.plan.planner import Plan
+from tierml.plan.variants import Ladder
 
 
 def size(n: float) -> str:

@@ -19,7 +19,7 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,8 +34,8 @@ from tierml.errors import TiermlError
 from tierml.hardware.catalog import Device, Number, Source
 from tierml.model.measure import make_session, time_runs
 from tierml.model.profile import analyze
+from tierml.progress import Progress
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 CALIBRATION_VERSION = 1
 
 

@@ -27,12 +27,13 @@ import onnx
 import onnxruntime as ort
 from pydantic import BaseModel, Field
 
+from tierml.data.dataset import Dataset
+from tierml.data.metrics import quality
+from tierml.data.scoring import run
 from tierml.model.load import serialize
 from tierml.model.measure import make_session, time_runs
 from tierml.model.shapes import with_outputs
-from tierml.optimize.data import Dataset
-from tierml.optimize.evaluate import run, vnni_note
-from tierml.optimize.metrics import quality
+from tierml.optimize.evaluate import vnni_note
 from tierml.optimize.passes import ModelState, Pass, PassConfig, Workspace
 from tierml.optimize.quantize import QuantizeDynamic, QuantizeStatic, prepare
 from tierml.optimize.simplify import shorten_names, strip

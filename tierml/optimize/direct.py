@@ -8,16 +8,18 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
+from tierml.data.dataset import Dataset, load_dataset, model_input
+from tierml.data.scoring import run
 from tierml.errors import TiermlError
 from tierml.hardware.catalog import Catalog
 from tierml.hardware.estimate import LatencyEstimator
 from tierml.model.load import Shapes, load_model, serialize
-from tierml.optimize.data import Dataset, load_dataset, model_input
-from tierml.optimize.evaluate import evaluate, run
+from tierml.optimize.evaluate import evaluate
 from tierml.optimize.ladder import Inputs, load_inputs
-from tierml.optimize.passes import ModelState, Progress, Workspace, parse_pass
+from tierml.optimize.passes import ModelState, Workspace, parse_pass
 from tierml.optimize.twin import load_twin
 from tierml.optimize.variant import Lineage, Variant, digest, write_variant
+from tierml.progress import Progress
 
 
 class Optimized(BaseModel):

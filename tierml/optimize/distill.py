@@ -6,7 +6,7 @@ student is a small PyTorch network from `students.py`, exported back to ONNX.
 
 from __future__ import annotations
 
-from tierml.optimize.evaluate import run
+from tierml.data.scoring import run
 from tierml.optimize.passes import ModelState, Pass, PassConfig, TorchModel, Workspace
 from tierml.optimize.students import parameters, student
 from tierml.optimize.training import train

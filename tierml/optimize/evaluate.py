@@ -7,32 +7,16 @@ from collections.abc import Sequence
 import numpy as np
 import onnx
 
+from tierml.data.dataset import Dataset
+from tierml.data.scoring import score
 from tierml.hardware.assessment import assess_device
 from tierml.hardware.calibrate import host_info
 from tierml.hardware.catalog import Device
 from tierml.hardware.estimate import LatencyEstimator
 from tierml.model.load import serialize
-from tierml.model.measure import LatencyStats, make_session, measure_latency
+from tierml.model.measure import LatencyStats, measure_latency
 from tierml.model.profile import ModelProfile, analyze
-from tierml.optimize.data import Dataset
-from tierml.optimize.metrics import quality
 from tierml.optimize.variant import DeviceFigures, Metrics
-
-
-def run(model: onnx.ModelProto, x: np.ndarray, threads: int = 1, batch: int = 32) -> np.ndarray:
-    """The model's first output for every row of x (in batches when the batch dim is free, else one by one)."""
-    session = make_session(model, threads)
-    meta = session.get_inputs()[0]
-    step = batch if not isinstance(meta.shape[0], int) or meta.shape[0] <= 0 else meta.shape[0]
-    outputs = []
-    for start in range(0, len(x), step):
-        chunk = x[start:start + step]
-        if len(chunk) < step and isinstance(meta.shape[0], int) and meta.shape[0] > 0:
-            pad = np.zeros((step - len(chunk), *chunk.shape[1:]), chunk.dtype)
-            outputs.append(session.run(None, {meta.name: np.concatenate([chunk, pad])})[0][: len(chunk)])
-        else:
-            outputs.append(session.run(None, {meta.name: chunk})[0])
-    return np.concatenate(outputs)
 
 
 def profile_at_batch_one(model: onnx.ModelProto, sample_shape: Sequence[int]) -> ModelProfile:
@@ -53,8 +37,7 @@ def vnni_note() -> str:
 def evaluate(model: onnx.ModelProto, eval_set: Dataset, reference: np.ndarray, threads: int,
              fp32_latency: LatencyStats | None, devices: Sequence[Device], estimator: LatencyEstimator | None,
              precision: str) -> Metrics:
-    outputs = run(model, eval_set.x, threads)
-    measured = quality(outputs, reference, eval_set.y)
+    measured, _ = score(model, eval_set, reference, threads)
     profile = profile_at_batch_one(model, eval_set.x.shape[1:])
     inputs = {t.name: t for t in profile.inputs}
     latency = measure_latency(model, inputs, threads=threads, runs=20, warmup=3, min_seconds=0.5)

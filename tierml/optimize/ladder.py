@@ -17,22 +17,20 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel
-
+from tierml.data.dataset import Dataset, load_dataset, model_input
+from tierml.data.scoring import run
 from tierml.errors import TiermlError
 from tierml.hardware.catalog import Catalog, Device
 from tierml.hardware.estimate import LatencyEstimator
 from tierml.model.load import load_model, serialize
 from tierml.model.measure import LatencyStats
 from tierml.optimize.accuracy_aware import AccuracyAwareQuantize
-from tierml.optimize.data import Dataset, load_dataset, model_input
 from tierml.optimize.evaluate import evaluate
 from tierml.optimize.fp16 import Fp16
 from tierml.optimize.passes import ModelState, Pass, Workspace
@@ -41,11 +39,10 @@ from tierml.optimize.quantize import QuantizeStatic
 from tierml.optimize.search import StudentSearch
 from tierml.optimize.simplify import Simplify
 from tierml.optimize.twin import load_twin
-from tierml.optimize.variant import DeviceFigures, Lineage, Metrics, Variant, digest, swap_in, write_variant
+from tierml.optimize.variant import Lineage, Metrics, Variant, digest, swap_in, write_variant
+from tierml.progress import Progress
 from tierml.spec.app import LoadedSpec
 
-Progress = Callable[[str, int, int], None]
-NEAR_BEST = 0.005  # quality within half a point of the best counts as equal; speed decides
 PORTABLE_INT8 = {"per_channel": True, "activation_type": "int8", "weight_type": "int8"}
 
 
@@ -53,71 +50,6 @@ def portable_int8() -> list[Pass]:
     """S8S8 per-channel QDQ (TFLite's scheme; what ARM/NPU runtimes and the MCU exporter take), then the
     quantizer's long tensor names shortened and zero zero-points dropped."""
     return [QuantizeStatic(PORTABLE_INT8), Simplify({"slim": False, "short_names": True})]
-
-
-class Margin(BaseModel):
-    """One constraint of a device: what the variant needs against what the device allows."""
-
-    what: str  # "RAM" | "storage" | "latency" | "quality"
-    need: float
-    limit: float
-    unit: str
-    higher_is_better: bool = False  # quality: need >= limit; the rest: need <= limit
-
-    @property
-    def ok(self) -> bool:
-        return self.need >= self.limit if self.higher_is_better else self.need <= self.limit
-
-    @property
-    def shortfall(self) -> float:
-        """How far over the limit, relative to it (0 when within)."""
-        if self.ok or self.limit == 0:
-            return 0.0
-        return (self.limit - self.need) / self.limit if self.higher_is_better else (self.need - self.limit) / self.limit
-
-    def describe(self) -> str:
-        if self.unit == "B":
-            spare = self.limit - self.need
-            word = "spare" if spare >= 0 else "over"
-            return f"{self.what} {_bytes(self.need)} of {_bytes(self.limit)} ({_bytes(abs(spare))} {word})"
-        if self.unit == "ms":
-            return f"{self.what} {self.need:.3g} ms vs SLO {self.limit:g} ms ({self.limit - self.need:+.3g} ms)"
-        return f"{self.what} {self.need:.4f} vs floor {self.limit:.4f} ({(self.need - self.limit) * 100:+.2f} pt)"
-
-
-class Rung(BaseModel):
-    """A target device and the variant it gets (or why none)."""
-
-    device: str
-    tier: str
-    variant: str | None
-    precision: str | None = None
-    latency_ms: float | None = None
-    latency_method: str = ""
-    margins: list[Margin] = []
-    reason: str
-    rejected: dict[str, str] = {}  # variant -> why not
-    closest_miss: str | None = None
-
-
-class Ladder(BaseModel):
-    app: str
-    spec: str
-    out: str
-    host: str
-    threads: int
-    quality_floor: float
-    quality_metric: str
-    variants: list[Variant]
-    rungs: list[Rung]
-    notes: list[str] = []
-
-
-def _bytes(value: float) -> str:
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if value >= size:
-            return f"{value / size:.3g} {unit}"
-    return f"{value:,.0f} B"
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -136,12 +68,10 @@ class Inputs:
 
 def load_inputs(loaded: LoadedSpec) -> Inputs:
     """The spec's model (with its PyTorch twin when given) and data sets, each checked against the model."""
-    from tierml.plan.planner import model_reference
-
     spec = loaded.spec
     shapes: dict[str | None, tuple[int, ...]] = {k: tuple(v) for k, v in spec.model.input_shapes.items()}
-    loc = ("model", "path") if spec.model.path else ("model", "recipe")
-    model = load_model(model_reference(loaded, spec.model.path or spec.model.recipe or "", loc), shapes)
+    reference, loc = loaded.main_model
+    model = load_model(reference, shapes)
     try:
         info = model_input(model.proto, shapes)
     except TiermlError as exc:
@@ -245,125 +175,37 @@ def make_variants(todo: list[Recipe], inputs: Inputs, workspace: Workspace, prog
     return states
 
 
-# ---------------------------------------------------------------------------------------------- choice
-def _slo_ms(loaded: LoadedSpec) -> float | None:
-    latency = loaded.spec.requirements.latency
-    if latency is None:
-        return None
-    return latency.p99_ms if latency.p99_ms is not None else latency.p50_ms
+# ---------------------------------------------------------------------------------------------- measure
+@dataclass
+class Measured:
+    """The variants a build made, each measured on the eval set and estimated on every target device, and the
+    quality floor they are held to (the spec's min_accuracy, else a point below the fp32 model)."""
+
+    variants: list[Variant]
+    states: dict[str, ModelState]  # by recipe name, in the order of `variants`
+    quality_floor: float
+    quality_metric: str
+    notes: list[str]
 
 
-def _runs_natively(variant: Variant, device: Device) -> str:
-    """Why the device cannot run this variant's precision well ('' when it can)."""
-    needs = {"fp32": {"fp32"}, "fp16": {"fp16"}, "int8": {"int8"}, "mixed": {"int8", "fp32"}}[variant.precision]
-    missing = needs - set(device.precisions)
-    if missing:
-        return f"{device.name} does not run {'/'.join(sorted(missing))} natively"
-    speedup = variant.metrics.speedup_vs_fp32
-    if device.arch == "x86_64" and variant.precision in ("int8", "mixed") and speedup is not None and speedup < 1:
-        return f"int8 ran {speedup:.2f}x of fp32 speed on this x86 host; never ship int8 slower than fp32"
-    return ""
-
-
-def margins(variant: Variant, figures: DeviceFigures, floor: float, slo_ms: float | None) -> list[Margin]:
-    found = [Margin(what="RAM", need=figures.ram_need_bytes, limit=figures.ram_have_bytes, unit="B")]
-    if figures.storage_need_bytes is not None and figures.storage_have_bytes is not None:
-        found.append(Margin(what="storage", need=figures.storage_need_bytes, limit=figures.storage_have_bytes,
-                            unit="B"))
-    if slo_ms is not None:
-        found.append(Margin(what="latency", need=figures.latency.value, limit=slo_ms, unit="ms"))
-    quality = variant.metrics.quality
-    if quality is not None:
-        found.append(Margin(what="quality", need=quality.value, limit=floor, unit=quality.metric,
-                            higher_is_better=True))
-    return found
-
-
-def choose(device: Device, variants: list[Variant], floor: float, slo_ms: float | None) -> Rung:
-    """The rung for one device: the most accurate variant it runs within every budget (then the fastest)."""
-    fitting: list[tuple[Variant, DeviceFigures, list[Margin]]] = []
-    rejected: dict[str, str] = {}
-    misses: list[tuple[float, str]] = []
-    for variant in variants:
-        figures = next((f for f in variant.metrics.devices if f.device == device.name), None)
-        why = _runs_natively(variant, device)
-        if figures is None:
-            why = why or "no estimate for this device"
-        if why:
-            rejected[variant.name] = why
-            continue
-        assert figures is not None
-        checks = margins(variant, figures, floor, slo_ms)
-        failed = [m for m in checks if not m.ok]
-        if failed:
-            rejected[variant.name] = "; ".join(m.describe() for m in failed)
-            misses.append((max(m.shortfall for m in failed), f"{variant.name}: {rejected[variant.name]}"))
-            continue
-        fitting.append((variant, figures, checks))
-    if not fitting:
-        closest = min(misses)[1] if misses else None
-        reason = ("no variant fits: closest miss " + closest) if closest else "no variant runs on this device"
-        return Rung(device=device.name, tier=device.tier, variant=None, reason=reason, rejected=rejected,
-                    closest_miss=closest)
-    best_quality = max(_quality(v) for v, _, _ in fitting)
-    near = [item for item in fitting if _quality(item[0]) >= best_quality - NEAR_BEST]
-    variant, figures, checks = min(near, key=lambda item: (item[1].latency.value, item[0].metrics.size_bytes))
-    reason = (f"most accurate within budget ({_quality(variant):.4f}); fastest on {device.name} of the "
-              f"{len(near)} within {NEAR_BEST * 100:g} pt of the best")
-    return Rung(device=device.name, tier=device.tier, variant=variant.name, precision=figures.precision,
-                latency_ms=figures.latency.value, latency_method=figures.latency.method, margins=checks,
-                reason=reason, rejected=rejected)
-
-
-def _quality(variant: Variant) -> float:
-    return variant.metrics.quality.value if variant.metrics.quality else 0.0
-
-
-# ---------------------------------------------------------------------------------------------- build
-def targets_of(loaded: LoadedSpec, catalog: Catalog, only: list[str] | None) -> list[Device]:
-    """--target, else the spec's build.targets, else every device the fleet names."""
-    spec = loaded.spec
-    names = list(only or spec.build.targets)
-    if not names:
-        fleet = spec.fleet
-        names = [fleet.source.device, *(e.device for e in fleet.edge),
-                 *(o.device for o in (fleet.cloud.options if fleet.cloud else []))]
-    for index, name in enumerate(names):
-        if name not in catalog.devices:
-            from tierml.errors import did_you_mean
-
-            message = f"unknown device '{name}'; {did_you_mean(name, catalog.devices)}`tierml devices` lists them"
-            if only:
-                raise TiermlError(message)
-            raise loaded.doc.error(("build", "targets", index), message)
-    return [catalog.device(n) for n in dict.fromkeys(names)]
-
-
-def build(loaded: LoadedSpec, out: Path, catalog: Catalog, estimator: LatencyEstimator, host: str,
-          threads: int = 1, only: list[str] | None = None, progress: Progress | None = None) -> Ladder:
+def measure_variants(loaded: LoadedSpec, targets: list[Device], catalog: Catalog, estimator: LatencyEstimator,
+                     threads: int = 1, progress: Progress | None = None) -> Measured:
+    """Make every variant worth making for the targets and measure each one."""
     progress = progress or (lambda stage, done, total: None)
     spec = loaded.spec
-    targets = targets_of(loaded, catalog, only)
     inputs = load_inputs(loaded)
     todo, notes = recipes(loaded, targets, inputs)
     notes = [*inputs.notes, *notes]
     floor_given = spec.requirements.min_accuracy
     workspace = Workspace(calibration=inputs.calibration, eval=inputs.eval, train=inputs.train, threads=threads,
-                          min_quality=floor_given,
-                          estimator=estimator, catalog=catalog,
-                          progress=lambda stage, done, total: progress(stage, done, total))
+                          min_quality=floor_given, estimator=estimator, catalog=catalog, progress=progress)
     states = make_variants(todo, inputs, workspace, progress, notes)
-    fp32 = states["fp32"]
-    reference = None
+    reference = run(states["fp32"].proto, inputs.eval.x, threads)
     variants: list[Variant] = []
     latencies: dict[str, LatencyStats | None] = {}
     parents = {r.name: r.parent for r in todo}
     for index, (name, state) in enumerate(states.items()):
         progress(f"measuring {name}", index, len(states))
-        if reference is None:
-            from tierml.optimize.evaluate import run
-
-            reference = run(fp32.proto, inputs.eval.x, threads)
         # speed is judged against the variant's own float parent: pruned-int8 against pruned, not fp32
         parent = parents.get(name)
         metrics = evaluate(state.proto, inputs.eval, reference, threads, latencies.get(parent) if parent else None,
@@ -373,17 +215,12 @@ def build(loaded: LoadedSpec, out: Path, catalog: Catalog, estimator: LatencyEst
     quality = variants[0].metrics.quality
     assert quality is not None
     if floor_given is not None and quality.metric != "accuracy":
-        raise loaded.doc.error(("requirements", "min_accuracy"), f"the model's output (shape "
-                               f"{list(reference.shape) if reference is not None else '?'}) is not class scores, so "
-                               "accuracy against labels cannot be measured; drop min_accuracy to compare variants "
-                               "with the fp32 model instead")
+        raise loaded.doc.error(("requirements", "min_accuracy"), f"the model's output (shape {list(reference.shape)})"
+                               " is not class scores, so accuracy against labels cannot be measured; drop "
+                               "min_accuracy to compare variants with the fp32 model instead")
     floor = floor_given if floor_given is not None and quality.metric == "accuracy" else (
         quality.value - 0.01 if quality.metric == "accuracy" else 0.99)
-    slo = _slo_ms(loaded)
-    rungs = [choose(device, variants, floor, slo) for device in targets]
-    ladder = Ladder(app=spec.name, spec=str(loaded.base), out=str(out), host=host, threads=threads,
-                    quality_floor=floor, quality_metric=quality.metric, variants=variants, rungs=rungs, notes=notes)
-    return write_ladder(ladder, states, out)
+    return Measured(variants=variants, states=states, quality_floor=floor, quality_metric=quality.metric, notes=notes)
 
 
 def _variant(app: str, name: str, state: ModelState, metrics: Metrics, inputs: Inputs) -> Variant:
@@ -393,10 +230,11 @@ def _variant(app: str, name: str, state: ModelState, metrics: Metrics, inputs: I
                    metrics=metrics)
 
 
-def write_ladder(ladder: Ladder, states: dict[str, ModelState], out: Path) -> Ladder:
-    """The whole repository — <variant>/1/{model.onnx,lineage.json} for every variant, and ladder.json —
-    written into a temporary sibling folder, then swapped in for `out`: a failure leaves the previous
-    build whole, and variants an earlier build made but this one did not never linger beside it."""
+def write_build(measured: Measured, out: Path, manifest: Callable[[list[Variant]], str]) -> list[Variant]:
+    """The whole repository — <variant>/1/{model.onnx,lineage.json} for every variant, and ladder.json (the
+    text `manifest` makes of the written variants) — written into a temporary sibling folder, then swapped in
+    for `out`: a failure leaves the previous build whole, and variants an earlier build made but this one did
+    not never linger beside it."""
     if out.exists() and any(out.iterdir()) and not (out / "ladder.json").exists():
         raise TiermlError(f"{out} exists and is not a tierml build output (no ladder.json); give an empty or "
                           "new folder with --out")
@@ -404,18 +242,17 @@ def write_ladder(ladder: Ladder, states: dict[str, ModelState], out: Path) -> La
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-new-", dir=out.parent))
     try:
         written = []
-        for variant, state in zip(ladder.variants, states.values(), strict=True):
+        for variant, state in zip(measured.variants, measured.states.values(), strict=True):
             saved = write_variant(variant, serialize(state.proto), staging / variant.name / "1")
             written.append(saved.model_copy(update={"path": str(out / variant.name / "1")}))
-        result = ladder.model_copy(update={"variants": written})
-        (staging / "ladder.json").write_text(json.dumps(result.model_dump(mode="json"), indent=1) + "\n")
+        (staging / "ladder.json").write_text(manifest(written))
         swap_in(staging, out)
     except OSError as exc:
         raise TiermlError(f"cannot write the build to {out}: {exc.strerror or exc}; the previous build, if any, "
                           "is unchanged") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return result
+    return written
 
 
 def pareto(points: list[tuple[float, float]]) -> list[int]:

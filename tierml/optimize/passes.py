@@ -10,7 +10,6 @@ from __future__ import annotations
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,10 +17,9 @@ from typing import Any, ClassVar
 import onnx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from tierml.data.dataset import Dataset
 from tierml.errors import TiermlError, did_you_mean
-from tierml.optimize.data import Dataset
-
-Progress = Callable[[str, int, int], None]
+from tierml.progress import Progress
 
 
 class PassConfig(BaseModel):

@@ -23,10 +23,10 @@ import onnx
 from onnx import shape_inference, version_converter
 from pydantic import Field
 
+from tierml.data.dataset import Dataset
 from tierml.errors import TiermlError
 from tierml.model.load import serialize
 from tierml.model.measure import make_session
-from tierml.optimize.data import Dataset
 from tierml.optimize.passes import ModelState, Pass, PassConfig, Workspace
 from tierml.optimize.simplify import slim
 

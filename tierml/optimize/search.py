@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from tierml.data.metrics import quality
+from tierml.data.scoring import run
 from tierml.errors import TiermlError
 from tierml.hardware.assessment import assess_device
 from tierml.model.profile import analyze
 from tierml.optimize.distill import DistillConfig, distill
-from tierml.optimize.evaluate import run
-from tierml.optimize.metrics import quality
 from tierml.optimize.passes import ModelState, Pass, PassConfig, TorchModel, Workspace
 from tierml.optimize.students import parameters, student
 from tierml.optimize.twin import export

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from tierml.data.dataset import Dataset
 from tierml.errors import TiermlError
-from tierml.optimize.data import Dataset
 
 HOLDOUT = 0.15
 

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import onnx
 
+from tierml.data.scoring import run
 from tierml.errors import TiermlError
 from tierml.model.load import call_recipe, from_torch
-from tierml.optimize.evaluate import run
 from tierml.optimize.passes import TorchModel
 from tierml.optimize.training import predict, require_torch
 

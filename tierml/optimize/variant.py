@@ -11,10 +11,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from tierml.data.metrics import Quality
 from tierml.errors import TiermlError
 from tierml.hardware.estimate import Estimate
 from tierml.model.measure import LatencyStats
-from tierml.optimize.metrics import Quality
 from tierml.optimize.passes import PassRecord
 
 

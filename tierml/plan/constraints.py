@@ -40,16 +40,16 @@ def latency(ctx: Context, c: Candidate) -> list[Rejection]:
     if slo is None:
         return []
     distance = ctx.spec.fleet.cloud.distance_km if ctx.spec.fleet.cloud else 0.0
-    for quantile, bound, value in (("p99", slo.p99_ms, c.latency_p99.value), ("p50", slo.p50_ms, c.latency_p50.value)):
-        if bound is None or value <= bound:
-            continue
-        if c.rtt_floor_ms > bound:
-            where = f" for {distance:,.0f} km" if c.uses_cloud and distance else ""
-            return [Rejection(constraint="latency", message=f"RTT floor {c.rtt_floor_ms:.0f} ms{where} > "
-                              f"{bound:g} ms SLO ({quantile})")]
-        parts = ", ".join(f"{k} {v:.3g} ms" for k, v in c.latency_parts_ms.items())
-        return [Rejection(constraint="latency", message=f"{quantile} {value:.3g} ms > {bound:g} ms SLO ({parts})")]
-    return []
+    missed = slo.miss(c.latency_p50.value, c.latency_p99.value)
+    if missed is None:
+        return []
+    quantile, value, bound = missed
+    if c.rtt_floor_ms > bound:
+        where = f" for {distance:,.0f} km" if c.uses_cloud and distance else ""
+        return [Rejection(constraint="latency", message=f"RTT floor {c.rtt_floor_ms:.0f} ms{where} > "
+                          f"{bound:g} ms SLO ({quantile})")]
+    parts = ", ".join(f"{k} {v:.3g} ms" for k, v in c.latency_parts_ms.items())
+    return [Rejection(constraint="latency", message=f"{quantile} {value:.3g} ms > {bound:g} ms SLO ({parts})")]
 
 
 def connectivity(ctx: Context, c: Candidate) -> list[Rejection]:

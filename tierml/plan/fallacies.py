@@ -50,7 +50,7 @@ def _phone_by_optimizing(ctx: Context, candidates: list[Candidate]) -> str:
             continue
         stage = c.stages[0]
         gaps = []
-        bound = slo.p99_ms if slo and slo.p99_ms else (slo.p50_ms if slo else None)
+        bound = slo.budget_ms if slo else None
         if bound and stage.compute_ms.value > 2 * bound:
             gaps.append(f"{stage.compute_ms.value / bound:.1f}x over the {bound:g} ms SLO")
         if not stage.fits:

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
-from pathlib import Path
 
 import numpy as np
-import onnx
 from pydantic import BaseModel
 
-from tierml.errors import TiermlError
-from tierml.hardware.calibrate import Progress
-from tierml.hardware.catalog import Device, Source, load_catalog
-from tierml.hardware.estimate import Estimate, LatencyEstimator
-from tierml.model.load import load_model
-from tierml.model.measure import make_session
-from tierml.model.profile import ModelProfile, analyze
+from tierml.hardware.estimate import Estimate
 from tierml.plan.candidate import FRAMEWORK_ORDER, Candidate
 from tierml.plan.constraints import check
-from tierml.plan.context import Context, MeasuredVariant
+from tierml.plan.context import Context
 from tierml.plan.fallacies import warnings
 from tierml.plan.placements import Layout, annual_cost_at, evaluate, layouts
 from tierml.plan.queueing import METHOD as QUEUEING_METHOD
-from tierml.spec.app import AppSpec, Assumptions, LoadedSpec, PowerSpec, Ranking
+from tierml.progress import Progress
+from tierml.spec.app import AppSpec, Assumptions, PowerSpec, Ranking
 
 
 class BreakEven(BaseModel):
@@ -63,99 +55,6 @@ class Plan(BaseModel):
         return next(c for c in self.candidates if c.name == name)
 
 
-def load_context(loaded: LoadedSpec, estimator: LatencyEstimator, extra_catalogs: list[Path] | None = None,
-                 host: tuple[Device, Source] | None = None) -> Context:
-    """Catalogue, model profile(s) and measured accuracy for a spec (errors point at the spec's lines)."""
-    spec = loaded.spec
-    catalog_files = [loaded.path(p, ("catalog", i), "catalog file") for i, p in enumerate(spec.catalog)]
-    catalog = load_catalog([*catalog_files, *(extra_catalogs or [])])
-    if host is not None:
-        catalog = catalog.with_device(host[0], {"tierml-calibrate": host[1]})
-    loaded.check_catalog(catalog.devices, catalog.links)
-    shapes: dict[str | None, tuple[int, ...]] = {k: tuple(v) for k, v in spec.model.input_shapes.items()}
-    loc = ("model", "path") if spec.model.path else ("model", "recipe")
-    model = load_model(model_reference(loaded, spec.model.path or spec.model.recipe or "", loc), shapes)
-    profile = analyze(model.proto, shapes, source=model.source, sha256=model.sha256)
-    small = None
-    if spec.model.small:
-        small_model = load_model(model_reference(loaded, spec.model.small, ("model", "small")), shapes)
-        small = analyze(small_model.proto, shapes, source=small_model.source, sha256=small_model.sha256)
-    context = Context(spec, catalog, profile, estimator, small)
-    if spec.data.eval:
-        context.accuracy = measure_accuracy(loaded, model.proto, profile)
-    return context
-
-
-def use_ladder(context: Context, path: Path) -> None:
-    """Plan with `tierml build`'s measured variants: each device with a rung runs its variant (profiled from
-    the written model, with its measured quality) instead of the fp32 model or an int8 estimate."""
-    from tierml.optimize.ladder import Ladder
-
-    try:
-        ladder = Ladder.model_validate_json(path.read_text())
-    except FileNotFoundError:
-        raise TiermlError(f"ladder '{path}' not found; run tierml build first (it writes OUT/ladder.json)") from None
-    except ValueError as exc:
-        first = str(exc).splitlines()[0]
-        raise TiermlError(f"'{path}' is not a ladder.json written by tierml build: {first}") from None
-    if ladder.app != context.spec.name:
-        raise TiermlError(f"ladder '{path}' was built for app '{ladder.app}', not '{context.spec.name}'")
-    variants = {v.name: v for v in ladder.variants}
-    shapes = {t.name: t.shape for t in context.model.inputs}
-    for rung in ladder.rungs:
-        variant = variants.get(rung.variant or "")
-        if variant is None:
-            continue
-        model = path.parent / variant.name / "1" / "model.onnx"  # beside ladder.json, wherever it was built from
-        if not model.exists():
-            raise TiermlError(f"ladder '{path}' names {model}, which is missing; run tierml build again")
-        if hashlib.sha256(model.read_bytes()).hexdigest() != variant.sha256:
-            raise TiermlError(f"{model} is not the file ladder '{path}' measured (sha256 differs); run tierml build "
-                              "again")
-        profile = analyze(load_model(str(model)).proto, shapes, source=str(model))
-        quality = variant.metrics.quality
-        context.variants[rung.device] = MeasuredVariant(
-            name=variant.name, profile=profile, precision="int8" if variant.precision in ("int8", "mixed") else "fp32",
-            quality=quality.value if quality else None, metric=quality.metric if quality else "")
-
-
-def model_reference(loaded: LoadedSpec, reference: str, loc: tuple) -> str:
-    """A model path or `file.py:factory` recipe from the spec, resolved against the spec's folder."""
-    head, sep, factory = reference.rpartition(":")
-    if sep and head.endswith(".py") and factory.isidentifier():
-        return f"{loaded.path(head, loc, 'model recipe')}:{factory}"
-    return str(loaded.path(reference, loc, "model"))
-
-
-def measure_accuracy(loaded: LoadedSpec, model: onnx.ModelProto, profile: ModelProfile) -> Estimate:
-    """Top-1 accuracy of the fp32 model on the eval set (.npz with x and y), run on this host."""
-    path = loaded.path(loaded.spec.data.eval or "", ("data", "eval"), "eval set")
-    try:
-        data = np.load(path)
-        x, y = data["x"], data["y"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise loaded.doc.error(("data", "eval"), f"'{path.name}' must be an .npz with arrays x (inputs) and y "
-                                                 f"(labels): {exc}") from exc
-    session = make_session(model, threads=1)
-    name = session.get_inputs()[0].name
-    expected = tuple(profile.inputs[0].shape[1:])
-    if tuple(x.shape[1:]) != expected:
-        raise loaded.doc.error(("data", "eval"), f"eval x has samples of shape {tuple(x.shape[1:])} but input "
-                                                 f"'{name}' takes {expected}")
-    batch = profile.inputs[0].shape[0]
-    predictions = []
-    for start in range(0, len(x), batch):
-        chunk = x[start:start + batch].astype(np.float32)
-        if len(chunk) < batch:  # pad the last batch of a fixed-batch model
-            chunk = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), np.float32)])
-        scores = session.run(None, {name: chunk})[0]
-        predictions.append(np.asarray(scores).reshape(len(chunk), -1).argmax(axis=1))
-    predicted = np.concatenate(predictions)[: len(y)]
-    accuracy = float((predicted == np.asarray(y).reshape(-1)).mean())
-    return Estimate(value=accuracy, unit="top-1", method="measured",
-                    basis=f"fp32 model on {len(y)} eval samples from {path.name}, ONNX Runtime on this host")
-
-
 def plan(context: Context, calibration: str, spec_path: str, progress: Progress | None = None) -> Plan:
     """Score every placement, reject by the framework's constraints, rank the rest, explain."""
     spec = context.spec
@@ -186,8 +85,8 @@ def plan(context: Context, calibration: str, spec_path: str, progress: Progress 
 def _rank(feasible: list[Candidate], spec: AppSpec) -> list[Candidate]:
     """Weighted sum of log-ratios to the best feasible value of each metric: cost, latency, energy.
 
-    With a p99 SLO the latency term compares (1 + p99 / SLO): candidates well inside the SLO differ
-    little, so cost decides between them; without one it compares p99 itself.
+    With an SLO the latency term compares (1 + the share of the SLO used, `LatencySLO.load`): candidates well
+    inside the SLO differ little, so cost decides between them; without one it compares p99 itself.
     """
     if not feasible:
         return []
@@ -197,10 +96,10 @@ def _rank(feasible: list[Candidate], spec: AppSpec) -> list[Candidate]:
         return max(min(values), least)
 
     cost0 = floor([c.annual_cost.value for c in feasible], 1.0)
-    slo = spec.requirements.latency.p99_ms if spec.requirements.latency else None
+    slo = spec.requirements.latency
 
     def latency(c: Candidate) -> float:
-        return 1 + c.latency_p99.value / slo if slo else c.latency_p99.value
+        return 1 + slo.load(c.latency_p50.value, c.latency_p99.value) if slo else c.latency_p99.value
 
     lat0 = floor([latency(c) for c in feasible], 1e-3)
     energies = [c.energy_per_inference.value for c in feasible if c.energy_per_inference]
@@ -259,8 +158,7 @@ def _trace(context: Context, plan: Plan) -> list[str]:
              f"(peak {context.peak_rps:.3g}/s), {req.horizon_years:g}-year horizon"]
     settings = {
         "privacy": f"raw data may reach: {req.privacy}",
-        "latency": ", ".join(f"{q} <= {v:g} ms" for q, v in (("p50", req.latency.p50_ms), ("p99", req.latency.p99_ms))
-                             if v is not None) if req.latency else "no latency SLO",
+        "latency": req.latency.describe() if req.latency else "no latency SLO",
         "connectivity": f"network at inference time: {req.connectivity}",
         "compute": "the model must fit, run on the tier's runtime and keep up"
                    + (f"; accuracy >= {req.min_accuracy:g}" if req.min_accuracy is not None else ""),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from tierml.optimize.ladder import Ladder, pareto
+from tierml.optimize.ladder import pareto
+from tierml.plan.variants import Ladder
 from tierml.report.page import Page, new_figure
 
 

@@ -55,8 +55,47 @@ class DataSpec(Strict):
 
 
 class LatencySLO(Strict):
+    """The end-to-end latency objective: `p50_ms` bounds the median, `p99_ms` the 99th percentile.
+
+    This class is the one meaning of the SLO for every stage (the plan's constraints, ranking and fallacy
+    checks, the build's per-device choice, run-time deadlines): a latency distribution meets it when every
+    quantile given is within its bound; a single latency (a deterministic compute time, one request's
+    deadline) meets it when it is within every bound given, so its budget is the tightest bound.
+    """
+
     p50_ms: float | None = Field(default=None, gt=0)
     p99_ms: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> LatencySLO:
+        if self.p50_ms is None and self.p99_ms is None:
+            raise ValueError("give p50_ms and/or p99_ms (milliseconds), or drop latency for no SLO")
+        if self.p50_ms is not None and self.p99_ms is not None and self.p50_ms > self.p99_ms:
+            raise ValueError(f"p50_ms {self.p50_ms:g} is above p99_ms {self.p99_ms:g}; the median cannot be slower "
+                             "than the 99th percentile")
+        return self
+
+    def bounds(self) -> list[tuple[str, float]]:
+        """(quantile, bound ms) for each quantile given, the tail first."""
+        return [(q, b) for q, b in (("p99", self.p99_ms), ("p50", self.p50_ms)) if b is not None]
+
+    def miss(self, p50_ms: float, p99_ms: float) -> tuple[str, float, float] | None:
+        """The first quantile over its bound as (quantile, latency ms, bound ms); None when the SLO is met."""
+        values = {"p50": p50_ms, "p99": p99_ms}
+        return next(((q, values[q], b) for q, b in self.bounds() if values[q] > b), None)
+
+    @property
+    def budget_ms(self) -> float:
+        """What one request may take: the tightest bound given."""
+        return min(b for _, b in self.bounds())
+
+    def load(self, p50_ms: float, p99_ms: float) -> float:
+        """How much of the SLO a latency uses: the largest latency/bound ratio over the quantiles given."""
+        values = {"p50": p50_ms, "p99": p99_ms}
+        return max(values[q] / b for q, b in self.bounds())
+
+    def describe(self) -> str:
+        return ", ".join(f"{q} <= {b:g} ms" for q, b in reversed(self.bounds()))
 
 
 class PowerSpec(Strict):
@@ -193,6 +232,24 @@ class LoadedSpec:
         if not path.exists():
             raise self.doc.error(loc, f"{what} '{relative}' not found (looked for {path})")
         return path
+
+    def model_reference(self, reference: str, loc: tuple) -> str:
+        """A model path or `file.py:factory` recipe from the spec, resolved against the spec's folder."""
+        head, sep, factory = reference.rpartition(":")
+        if sep and head.endswith(".py") and factory.isidentifier():
+            return f"{self.path(head, loc, 'model recipe')}:{factory}"
+        return str(self.path(reference, loc, "model"))
+
+    @property
+    def main_model(self) -> tuple[str, tuple]:
+        """The spec's model (path or recipe) resolved, and the spec location that names it."""
+        model = self.spec.model
+        loc = ("model", "path") if model.path else ("model", "recipe")
+        return self.model_reference(model.path or model.recipe or "", loc), loc
+
+    def catalog_files(self) -> list[Path]:
+        """The extra catalogue files the spec names, resolved."""
+        return [self.path(p, ("catalog", i), "catalog file") for i, p in enumerate(self.spec.catalog)]
 
     def check_catalog(self, devices: Iterable[str], links: Iterable[str]) -> None:
         """Every device and link the fleet names must be in the catalogue."""
