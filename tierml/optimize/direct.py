@@ -15,7 +15,7 @@ from tierml.hardware.catalog import Catalog
 from tierml.hardware.estimate import LatencyEstimator
 from tierml.model.load import Shapes, load_model, serialize
 from tierml.optimize.evaluate import evaluate
-from tierml.optimize.ladder import Inputs, load_inputs
+from tierml.optimize.ladder import Sources, load_sources
 from tierml.optimize.passes import ModelState, Workspace, parse_pass
 from tierml.optimize.twin import load_twin
 from tierml.optimize.variant import Lineage, Variant, digest, write_variant
@@ -37,12 +37,12 @@ class DataFiles:
     weights: Path | None = None
 
 
-def inputs_for(target: str, shapes: Shapes, files: DataFiles) -> Inputs:
+def inputs_for(target: str, shapes: Shapes, files: DataFiles) -> Sources:
     """From a spec (model, data and PyTorch twin as it names them) or a model file plus data options."""
     if target.endswith((".yaml", ".yml")):
         from tierml.spec.app import load_spec
 
-        return load_inputs(load_spec(Path(target)))
+        return load_sources(load_spec(Path(target)))
     model = load_model(target, shapes)
     info = model_input(model.proto, shapes)
     dims = info.shape
@@ -59,7 +59,7 @@ def inputs_for(target: str, shapes: Shapes, files: DataFiles) -> Inputs:
     if files.torch:
         state.torch = load_twin(files.torch, str(files.weights) if files.weights else None, model.proto,
                                 evaluation.x[:8])
-    return Inputs(state=state, source=model.source, sha256=model.sha256, eval=evaluation,
+    return Sources(state=state, source=model.source, sha256=model.sha256, eval=evaluation,
                   calibration=loaded.get("calibration") or evaluation, train=loaded.get("training"), notes=notes)
 
 

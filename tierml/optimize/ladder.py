@@ -54,8 +54,8 @@ def portable_int8() -> list[Pass]:
 
 # ---------------------------------------------------------------------------------------------- inputs
 @dataclass
-class Inputs:
-    """What a build needs from the spec, loaded and checked."""
+class Sources:
+    """What a build starts from: the model (with its PyTorch twin) and the data sets, loaded and checked."""
 
     state: ModelState
     source: str
@@ -66,7 +66,7 @@ class Inputs:
     notes: list[str] = field(default_factory=list)
 
 
-def load_inputs(loaded: LoadedSpec) -> Inputs:
+def load_sources(loaded: LoadedSpec) -> Sources:
     """The spec's model (with its PyTorch twin when given) and data sets, each checked against the model."""
     spec = loaded.spec
     shapes: dict[str | None, tuple[int, ...]] = {k: tuple(v) for k, v in spec.model.input_shapes.items()}
@@ -100,7 +100,7 @@ def load_inputs(loaded: LoadedSpec) -> Inputs:
         state.torch = load_twin(recipe, weights, model.proto, evaluation.x[:8])
     else:
         notes.append("no model.torch: pruning and fine-tuning need the PyTorch network; skipped")
-    return Inputs(state=state, source=model.source, sha256=model.sha256, eval=evaluation, calibration=calibration,
+    return Sources(state=state, source=model.source, sha256=model.sha256, eval=evaluation, calibration=calibration,
                   train=train, notes=notes)
 
 
@@ -114,7 +114,7 @@ class Recipe:
     passes: list[Pass]
 
 
-def recipes(loaded: LoadedSpec, targets: list[Device], inputs: Inputs) -> tuple[list[Recipe], list[str]]:
+def recipes(loaded: LoadedSpec, targets: list[Device], inputs: Sources) -> tuple[list[Recipe], list[str]]:
     """Which variants are worth making for these targets, and notes on the ones left out."""
     build = loaded.spec.build
     wanted = {p for d in targets for p in d.precisions}
@@ -146,7 +146,7 @@ def recipes(loaded: LoadedSpec, targets: list[Device], inputs: Inputs) -> tuple[
     return chosen, notes
 
 
-def make_variants(todo: list[Recipe], inputs: Inputs, workspace: Workspace, progress: Progress,
+def make_variants(todo: list[Recipe], inputs: Sources, workspace: Workspace, progress: Progress,
                   notes: list[str]) -> dict[str, ModelState]:
     """Run each recipe's passes from its parent's state. A recipe that fails is noted, not fatal —
     unless it is the fp32 parent every other variant starts from."""
@@ -193,7 +193,7 @@ def measure_variants(loaded: LoadedSpec, targets: list[Device], catalog: Catalog
     """Make every variant worth making for the targets and measure each one."""
     progress = progress or (lambda stage, done, total: None)
     spec = loaded.spec
-    inputs = load_inputs(loaded)
+    inputs = load_sources(loaded)
     todo, notes = recipes(loaded, targets, inputs)
     notes = [*inputs.notes, *notes]
     floor_given = spec.requirements.min_accuracy
@@ -223,7 +223,7 @@ def measure_variants(loaded: LoadedSpec, targets: list[Device], catalog: Catalog
     return Measured(variants=variants, states=states, quality_floor=floor, quality_metric=quality.metric, notes=notes)
 
 
-def _variant(app: str, name: str, state: ModelState, metrics: Metrics, inputs: Inputs) -> Variant:
+def _variant(app: str, name: str, state: ModelState, metrics: Metrics, inputs: Sources) -> Variant:
     data = serialize(state.proto)
     return Variant(name=f"{app}-{name}", precision=state.precision, sha256=digest(data),
                    lineage=Lineage(parent=inputs.source, parent_sha256=inputs.sha256, passes=state.history),
