@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from common import print_table, write_results
-from mcu_models import reference_models
 
+from tests.support.mcu_models import reference_models
 from tierml.export.mcu import export_mcu, qemu_run, verify
 from tierml.export.mcu_build import arm_toolchain_missing
 from tierml.export.mcu_plan import plan_memory

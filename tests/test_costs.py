@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_model
 from onnx import helper
 
+from tests.support.onnx_models import make_model
 from tierml.model.profile import analyze
 
 rng = np.random.default_rng(0)

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from test_partition import residual_model
 
+from tests.support.onnx_models import residual_model
 from tierml.hybrid import encoding as enc
 from tierml.model import partition
 from tierml.model.measure import make_session

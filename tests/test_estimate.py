@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.calibration import calibration
+from tests.support.onnx_models import blocked_graph
 from tierml.hardware.assessment import assess, choose_precision, weight_bytes
-from tierml.hardware.calibrate import Calibration, HostInfo, Sample, host_device
+from tierml.hardware.calibrate import Sample, host_device
 from tierml.hardware.catalog import load_catalog
 from tierml.hardware.roofline import RooflineEstimator
 from tierml.hardware.transfer import transfer
 from tierml.model.fusion import runtime_fusions
 from tierml.model.load import load_onnx
 from tierml.model.profile import analyze
-
-CLASSES = ["conv", "conv_pointwise", "conv_depthwise", "conv_transpose", "matmul", "elementwise", "reduce",
-           "normalize", "movement", "resize", "recurrent"]
-
-
-def calibration(efficiency: float = 1.0, session_us: float = 0.0, node_us: float = 0.0) -> Calibration:
-    """A synthetic calibration (unit tests only): the same efficiency for every class and size."""
-    samples = [Sample(op_class=c, case=f"{c}-{i}", flops=10**i, bytes=10**i, seconds=1.0, efficiency=efficiency)
-               for c in CLASSES for i in range(2, 9)]
-    return Calibration(created="2026-11-22T00:00:00+00:00", threads=1,
-                       host=HostInfo(cpu="test cpu", logical_cores=2, isa=[], onnxruntime="x", python="3"),
-                       matmul_gflops=100.0, memory_gbps=20.0, bandwidth_sweep={}, session_overhead_us=session_us,
-                       node_overhead_us=node_us, samples=samples, seconds_taken=0.0)
 
 
 @pytest.fixture
@@ -138,8 +127,6 @@ def test_transfer_arithmetic():
 
 
 def test_layout_conversions_are_charged_on_the_host_only():
-    from test_layout import blocked_graph
-
     profile = analyze(blocked_graph())
     if not profile.runtime_reorders:
         pytest.skip("this CPU/ORT build does not use the blocked NCHWc layout")

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 
+from tests.support.paths import ROOT
 from tierml.model.load import load_onnx
 from tierml.model.profile import analyze
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_committed_model_is_accurate_on_held_out_digits(digits_path):

@@ -6,15 +6,17 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import make_model
 from onnx import TensorProto, helper, numpy_helper
 
+from tests.support.calibration import calibration
+from tests.support.onnx_models import make_model
+from tests.support.paths import DIGITS
+from tests.support.references import executor_peak, run_all_tensors
 from tierml.errors import TiermlError
 from tierml.hardware.assessment import assess_device
 from tierml.hardware.catalog import load_catalog
 from tierml.model.load import load_model
 from tierml.model.profile import analyze
-from tierml.model.shapes import dummy_inputs, resolve_input_shapes
 
 rng = np.random.default_rng(0)
 
@@ -99,8 +101,6 @@ def test_already_quantized_activations_are_not_shrunk_again():
 
 
 def _unit_estimator():
-    from test_estimate import calibration
-
     from tierml.hardware.roofline import RooflineEstimator
 
     return RooflineEstimator(calibration())
@@ -129,7 +129,7 @@ def test_recipe_that_raises_is_a_user_error(tmp_path):
 def test_fp32_estimate_on_an_int8_only_device_is_refused():
     from tierml.model.load import load_onnx
 
-    profile = analyze(load_onnx(pytest.importorskip("conftest").DIGITS), {"input": (1, 1, 8, 8)})
+    profile = analyze(load_onnx(DIGITS), {"input": (1, 1, 8, 8)})
     with pytest.raises(TiermlError, match="no fp32 compute"):
         _unit_estimator().latency(profile, load_catalog().device("coral-usb"), "fp32")
 
@@ -142,62 +142,6 @@ def test_zero_rates_in_a_catalogue_are_refused(tmp_path):
                     "    ram_mb: {value: 100, source: mlsysbook}\n")
     with pytest.raises(TiermlError, match=r"memory_bandwidth_gbps.value must be greater than 0"):
         load_catalog([path])
-
-
-def run_all_tensors(model: onnx.ModelProto, shapes: dict) -> dict[str, int]:
-    """Bytes of every top-level tensor, read off a real ORT run with all of them exposed as outputs."""
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    present = {o.name for o in probe.graph.output}
-    for node in probe.graph.node:
-        for name in node.output:
-            if name and name not in present:
-                probe.graph.output.add().name = name
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    feeds = dummy_inputs(resolve_input_shapes(model, shapes))
-    names = [o.name for o in session.get_outputs()]
-    sizes = {n: v.nbytes for n, v in zip(names, session.run(names, feeds), strict=True)}
-    sizes.update({n: v.nbytes for n, v in feeds.items()})
-    return sizes
-
-
-def executor_peak(model: onnx.ModelProto, sizes: dict[str, int]) -> int:
-    """An executor with reference counts, written from the graph itself (subgraph reads included).
-
-    Like an optimizing runtime at fixed input shapes, it computes Constant nodes, Shape/Size and
-    anything derived only from constants once at load time: those are not activations.
-    """
-    constant = {i.name for i in model.graph.initializer}
-    def reads(node: onnx.NodeProto) -> set[str]:
-        found = {i for i in node.input if i}
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                inner_defined = {i.name for i in attr.g.input} | {o for n in attr.g.node for o in n.output}
-                found |= {i for n in attr.g.node for i in reads(n)} - inner_defined
-        return found
-    steps = []
-    for node in model.graph.node:
-        inputs = reads(node)
-        if node.op_type in ("Constant", "Shape", "Size") or (inputs and inputs <= constant):
-            constant |= set(node.output)
-            continue
-        steps.append((inputs - constant, set(node.output)))
-    remaining: dict[str, int] = {}
-    for inputs, _ in steps:
-        for name in inputs:
-            remaining[name] = remaining.get(name, 0) + 1
-    outputs = {o.name for o in model.graph.output}
-    live = {i.name for i in model.graph.input} - constant
-    peak = 0
-    for inputs, produced in steps:
-        live |= produced
-        peak = max(peak, sum(sizes[t] for t in live))
-        for name in inputs:
-            remaining[name] -= 1
-        live = {t for t in live if remaining.get(t, 0) > 0 or t in outputs}
-    return peak
 
 
 @pytest.mark.parametrize("case", ["digits", "loop"])

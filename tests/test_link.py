@@ -9,13 +9,11 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.support.paths import ROOT
 from tierml.hardware.link import BackgroundLinkProxy, Direction
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class Sink:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 torch = pytest.importorskip("torch")
-from reference_models import CASES, hand_macs, torch_counter_macs  # noqa: E402
-
+from tests.support.torch_models import CASES, hand_macs, torch_counter_macs  # noqa: E402
 from tierml.model.load import from_torch  # noqa: E402
 from tierml.model.profile import analyze  # noqa: E402
 

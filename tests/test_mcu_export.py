@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import benchmarks_on_path, make_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper
 
+from tests.support.mcu_models import reference_models
+from tests.support.onnx_models import make_model
 from tierml.errors import TiermlError
 from tierml.export.mcu import compile_mcu, qemu_run, verify
 from tierml.export.mcu_build import BOARDS, arm_toolchain_missing, build_arm, write_sources
@@ -28,9 +29,6 @@ from tierml.export.mcu_plan import plan_memory
 from tierml.export.mcu_quant import quantize_multiplier
 from tierml.export.mcu_tflite import quantize_input, run_tflm, to_tflite
 from tierml.model.profile import analyze
-
-benchmarks_on_path()
-from mcu_models import reference_models  # noqa: E402
 
 MODELS = {m.name: m for m in reference_models(["mlp", "ds_cnn", "kws", "digits", "vww", "op_zoo"], eval_count=12)}
 CLI = [sys.executable, "-m", "tierml.cli.app"]

@@ -6,12 +6,11 @@ import itertools
 
 import numpy as np
 import onnx
-from conftest import make_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper
-from test_partition import residual_model
 
+from tests.support.onnx_models import make_model, residual_model
 from tierml.model import mincut, partition
 
 

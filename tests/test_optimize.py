@@ -12,10 +12,11 @@ import numpy as np
 import onnx
 import pytest
 import yaml
-from conftest import make_model
 from onnx import TensorProto, helper, numpy_helper
-from test_estimate import calibration
 
+from tests.support.calibration import calibration
+from tests.support.onnx_models import make_model
+from tests.support.paths import ROOT
 from tierml.errors import TiermlError
 from tierml.hardware.calibrate import save
 from tierml.hardware.catalog import load_catalog
@@ -30,7 +31,6 @@ from tierml.optimize.quantize import QuantizeStatic
 from tierml.optimize.simplify import Simplify
 from tierml.optimize.variant import DeviceFigures, Lineage, Metrics, Variant, write_variant
 
-ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "examples" / "digits"
 
 

@@ -5,39 +5,14 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from conftest import benchmarks_on_path, make_model
 from onnx import TensorProto, helper
 
+from tests.support.onnx_models import make_model, residual_model
+from tests.support.pretrained import MODELS, fetch
+from tests.support.references import full_outputs
 from tierml.errors import TiermlError
 from tierml.model import partition
-from tierml.model.measure import make_session
 from tierml.model.shapes import dummy_inputs
-
-
-def residual_model() -> onnx.ModelProto:
-    """x -> conv1 -> r1 -> [conv2 -> r2 -> conv3] + proj(r1) -> relu -> pool -> flatten -> matmul."""
-    rng = np.random.default_rng(0)
-    weights = {
-        "w1": rng.standard_normal((8, 3, 3, 3)).astype(np.float32),
-        "w2": rng.standard_normal((8, 8, 3, 3)).astype(np.float32),
-        "w3": rng.standard_normal((8, 8, 3, 3)).astype(np.float32),
-        "wp": rng.standard_normal((8, 8, 1, 1)).astype(np.float32),
-        "fc": rng.standard_normal((8, 4)).astype(np.float32),
-    }
-    nodes = [
-        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
-        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
-        helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
-        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
-        helper.make_node("Conv", ["r2", "w3"], ["c3"], pads=[1, 1, 1, 1], name="conv3"),
-        helper.make_node("Conv", ["r1", "wp"], ["p"], name="proj"),
-        helper.make_node("Add", ["c3", "p"], ["a1"], name="add"),
-        helper.make_node("Relu", ["a1"], ["r3"], name="relu3"),
-        helper.make_node("GlobalAveragePool", ["r3"], ["g"], name="pool"),
-        helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
-        helper.make_node("MatMul", ["f", "fc"], ["logits"], name="fc"),
-    ]
-    return make_model(nodes, {"x": (1, 3, 8, 8)}, ["logits"], weights)
 
 
 def if_model() -> onnx.ModelProto:
@@ -53,12 +28,6 @@ def if_model() -> onnx.ModelProto:
         helper.make_node("If", ["cond"], ["y"], then_branch=then_graph, else_branch=else_graph, name="if"),
     ]
     return make_model(nodes, {"x": (1, 4)}, ["y"], {"zero": np.zeros((), np.float32)})
-
-
-def full_outputs(model: onnx.ModelProto, feeds: dict[str, np.ndarray], optimization: str = "all"
-                 ) -> dict[str, np.ndarray]:
-    session = make_session(model, optimization=optimization)
-    return dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds), strict=True))
 
 
 def test_crossing_sets_of_a_residual_block():
@@ -118,9 +87,6 @@ def test_shape_chains_fold_away_and_do_not_cross():
     assert graph.names == ["relu", "reshape"]
     assert [c.tensors for c in graph.prefixes()] == [("x",), ("r",), ()]
 
-
-benchmarks_on_path()
-from pretrained import MODELS, fetch  # noqa: E402
 
 # Small inputs keep the check quick; every architecture is the same at any size (opennsfw's is fixed at 224).
 SHAPES = {"ppocr-det": (1, 3, 64, 64), "ppocr-rec": (1, 3, 48, 80), "ppocr-cls": (1, 3, 48, 96),

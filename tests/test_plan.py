@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_estimate import calibration
 
+from tests.support.calibration import calibration
+from tests.support.paths import ROOT
 from tierml.hardware.calibrate import host_device, save
 from tierml.hardware.roofline import RooflineEstimator
 from tierml.plan.network import distance_floor_ms
@@ -20,7 +21,6 @@ from tierml.plan.power import battery_share_per_day
 from tierml.plan.queueing import erlang_c, md_c
 from tierml.spec.app import load_spec
 
-ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "examples" / "digits"
 
 # A store server priced so that ten of them are the seed's $100,000 of edge hardware.

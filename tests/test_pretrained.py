@@ -7,17 +7,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import benchmarks_on_path
-from test_graph_edges import executor_peak, run_all_tensors
 
+from tests.support.pretrained import MODELS, fetch
+from tests.support.references import executor_peak, run_all_tensors
 from tierml.model.load import load_onnx
 from tierml.model.profile import analyze
 from tierml.model.shapes import parse_input_shapes
 
 pytestmark = pytest.mark.slow
-
-benchmarks_on_path()
-from pretrained import MODELS, fetch  # noqa: E402
 
 
 @pytest.mark.parametrize("key", ["ppocr-det", "ppocr-rec", "yolov8n"])

@@ -10,16 +10,13 @@ import time
 
 import numpy as np
 import pytest
-from conftest import benchmarks_on_path
-from serve_support import call, mlp, write_model
-from serve_support import slow_model as build_slow_model
 
+from tests.support.openloop import no_gc_pauses
+from tests.support.serving import call, mlp, write_model
+from tests.support.serving import slow_model as build_slow_model
 from tierml.serve.client import InferenceClient
 from tierml.serve.errors import ServeError
 from tierml.serve.server import BackgroundServer, ServeOptions
-
-benchmarks_on_path()
-from openloop import no_gc_pauses  # noqa: E402
 
 
 @functools.cache

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
-from serve_support import make_repo, mlp
 
+from tests.support.serving import make_repo, mlp
 from tierml.serve.client import InferenceClient, decode_response, encode_request
 from tierml.serve.errors import ServeError
 from tierml.serve.server import BackgroundServer, ServeOptions

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from serve_support import MLP_CONFIG, mlp
 
+from tests.support.serving import MLP_CONFIG, mlp
 from tierml.serve.config import ConfigError, build_config
 from tierml.serve.pbtxt import PbtxtError, parse
 

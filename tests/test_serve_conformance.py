@@ -10,9 +10,9 @@ import onnxruntime as ort
 import pytest
 import tritonclient.http as triton
 import tritonclient.http.aio as triton_aio
-from serve_support import DATATYPES, call, make_repo, mlp
 from tritonclient.utils import InferenceServerException
 
+from tests.support.serving import DATATYPES, call, make_repo, mlp
 from tierml.serve.server import BackgroundServer, ServeOptions
 
 

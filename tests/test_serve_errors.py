@@ -8,8 +8,8 @@ import socket
 
 import numpy as np
 import pytest
-from serve_support import call, infer_body, make_repo
 
+from tests.support.serving import call, infer_body, make_repo
 from tierml.serve.server import BackgroundServer, ServeOptions
 
 X = np.zeros((1, 64), np.float32)

@@ -8,7 +8,8 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serve_support import ServerProcess, call, make_repo, rss_mb
+
+from tests.support.serving import ServerProcess, call, make_repo, rss_mb
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False)
                     | st.text(max_size=8),

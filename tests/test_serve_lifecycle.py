@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from serve_support import ServerProcess, slow_model, write_model
+from tests.support.serving import ServerProcess, slow_model, write_model
 
 
 def test_sigterm_under_load_answers_every_accepted_request_then_exits_0(tmp_path) -> None:

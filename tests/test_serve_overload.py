@@ -7,11 +7,9 @@ import json
 import threading
 
 import pytest
-from conftest import benchmarks_on_path
-from serve_support import ServerProcess, rss_mb, slow_model, write_model
 
-benchmarks_on_path()
-from openloop import closed_loop, http_request, open_loop, summarize  # noqa: E402
+from tests.support.openloop import closed_loop, http_request, open_loop, summarize
+from tests.support.serving import ServerProcess, rss_mb, slow_model, write_model
 
 CONFIG = """max_batch_size: 4
 dynamic_batching { max_queue_delay_microseconds: 1000 default_queue_policy { max_queue_size: 8 } }

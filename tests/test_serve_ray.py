@@ -8,7 +8,8 @@ import json
 import numpy as np
 import onnxruntime as ort
 import pytest
-from serve_support import MLP_CONFIG, ServerProcess, call, mlp, write_model
+
+from tests.support.serving import MLP_CONFIG, ServerProcess, call, mlp, write_model
 
 pytest.importorskip("ray.serve", reason="needs the ray extra: pip install 'tierml[ray]'")
 import tritonclient.http as triton

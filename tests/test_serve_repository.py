@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from serve_support import ServerProcess, call, mlp, slow_model, write_model
 
+from tests.support.serving import ServerProcess, call, mlp, slow_model, write_model
 from tierml.serve.client import InferenceClient, decode_response, encode_request
 from tierml.serve.errors import ServeError
 from tierml.serve.server import BackgroundServer, ServeOptions

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_model
 from hypothesis import given
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
+from tests.support.onnx_models import make_model
 from tierml.errors import TiermlError
 from tierml.model.profile import analyze
 from tierml.model.shapes import parse_input_shapes, resolve_input_shapes

@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import onnx
-from test_partition import residual_model
+
+from tests.support.onnx_models import residual_model
 
 
 def tierml(*args: str) -> subprocess.CompletedProcess:
@@ -44,8 +45,7 @@ def test_errors_name_the_fix(tmp_path):
 
 
 def test_catalogue_devices_are_estimated_with_the_calibration():
-    from test_estimate import calibration
-
+    from tests.support.calibration import calibration
     from tierml.hardware.catalog import load_catalog
     from tierml.hardware.roofline import RooflineEstimator
     from tierml.hybrid.cost import LinkState

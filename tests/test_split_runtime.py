@@ -7,8 +7,9 @@ import time
 
 import numpy as np
 import pytest
-from test_partition import full_outputs, residual_model
 
+from tests.support.onnx_models import residual_model
+from tests.support.references import full_outputs
 from tierml.hardware.link import BackgroundLinkProxy, Direction
 from tierml.hybrid.bundle import load_bundle, write_bundle
 from tierml.hybrid.cost import LinkState

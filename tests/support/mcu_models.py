@@ -15,13 +15,13 @@ Each comes with calibration and evaluation inputs drawn from a fixed seed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
+
 DIGITS = ROOT / "examples" / "digits"
 
 

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from conftest import DIGITS, benchmarks_on_path
 from onnx import TensorProto, helper, numpy_helper
 
-benchmarks_on_path()
-from serve_models import mlp, write_model  # noqa: E402
+from tests.support.paths import DIGITS
+from tests.support.serve_models import mlp, write_model
 
 # Every OIP datatype with the ONNX type an Identity passes through.
 DATATYPES = {

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "digits"))
+from tests.support.paths import ROOT
+
+sys.path.insert(0, str(ROOT / "examples" / "digits"))
 from model import DigitsNet
 
 

@@ -16,7 +16,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-CACHE = Path(__file__).resolve().parent / ".cache"
+from tests.support.paths import ROOT
+
+# Beside the serving benchmark's peer environments, in the one folder .gitignore keeps out of the repository.
+CACHE = ROOT / "benchmarks" / ".cache"
 
 
 @dataclass(frozen=True)
