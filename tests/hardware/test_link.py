@@ -127,7 +127,7 @@ def test_proxy_matches_kernel_tbf_on_a_veth_pair(sink):
             _ip("-n", ns, "link", "set", dev, "up")
             _ip("-n", ns, "link", "set", "lo", "up")
         receiver = subprocess.Popen(["ip", "netns", "exec", NS_B, sys.executable, "-c",
-                                     "import sys; sys.path.insert(0, 'tests'); import test_link as t, time; "
+                                     "import tests.hardware.test_link as t, time; "
                                      "s = t.Sink.__new__(t.Sink); import socket, threading; "
                                      "s.sock = socket.create_server(('10.79.0.2', 9911)); s._serve()"],
                                     cwd=ROOT)
@@ -153,7 +153,7 @@ def test_proxy_matches_kernel_tbf_on_a_veth_pair(sink):
 
 
 def _median_in_ns(size: int) -> float:
-    code = ("import sys; sys.path.insert(0, 'tests'); import test_link as t, time; time.sleep(0.3); "
+    code = ("import tests.hardware.test_link as t, time; time.sleep(0.3); "
             f"print(sorted(t.send_seconds(9911, {size}, '10.79.0.2') for _ in range(3))[1])")
     out = subprocess.run(["ip", "netns", "exec", NS_A, sys.executable, "-c", code], cwd=ROOT, check=True,
                          capture_output=True, text=True, timeout=120)
