@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
-CLI = [sys.executable, "-m", "tierml.cli.app"]
-
-
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+from tests.support.cli import run_tierml
 
 
 def test_analyze_json(digits_path):
-    data = json.loads(run("analyze", digits_path, "-s", "input=1x1x8x8", "--json").stdout)
+    data = json.loads(run_tierml("analyze", digits_path, "-s", "input=1x1x8x8", "--json", check=True).stdout)
     profile = data["profile"]
     assert profile["macs"] == 456_704
     assert profile["params"] == 19_178
@@ -30,8 +22,8 @@ def test_analyze_json(digits_path):
 
 def test_analyze_measures_and_writes_a_report(digits_path, tmp_path):
     report = tmp_path / "analyze.html"
-    data = json.loads(run("analyze", digits_path, "-s", "input=8x1x8x8", "--measure", "--per-node", "--runs", "20",
-                          "--json", "--report", report).stdout)
+    data = json.loads(run_tierml("analyze", digits_path, "-s", "input=8x1x8x8", "--measure", "--per-node",
+                                 "--runs", "20", "--json", "--report", report, check=True).stdout)
     stats = data["host_latency"]
     assert 0 < stats["min_ms"] <= stats["median_ms"] <= stats["p90_ms"] <= stats["p99_ms"]
     assert stats["runs"] >= 20 and stats["per_node"]  # fast models get more runs, to fill half a second
@@ -40,23 +32,23 @@ def test_analyze_measures_and_writes_a_report(digits_path, tmp_path):
 
 
 def test_tables_are_the_default_output(digits_path):
-    text = run("analyze", digits_path, "-s", "1x1x8x8").stdout
+    text = run_tierml("analyze", digits_path, "-s", "1x1x8x8", check=True).stdout
     assert "peak activations" in text and "runtime support per tier" in text
 
 
 def test_devices_lists_the_catalogue_with_sources():
-    data = json.loads(run("devices", "--json").stdout)
+    data = json.loads(run_tierml("devices", "--json", check=True).stdout)
     assert "arduino-nano-33-ble-sense" in data["devices"] and "lora" in data["links"]
     nano = data["devices"]["arduino-nano-33-ble-sense"]
     assert data["sources"][nano["ram_mb"]["source"]]["date"]
-    text = run("devices", "--tier", "mcu", "--no-links").stdout
+    text = run_tierml("devices", "--tier", "mcu", "--no-links", check=True).stdout
     assert "esp32-cam" in text and "dgx-a100" not in text
 
 
 @pytest.fixture(scope="module")
 def quick_calibration(tmp_path_factory):
     path = tmp_path_factory.mktemp("cal") / "host.json"
-    result = run("calibrate", "--quick", "--out", path, "--json")
+    result = run_tierml("calibrate", "--quick", "--out", path, "--json", check=True)
     data = json.loads(result.stdout)
     assert data["matmul_gflops"] > 1 and data["memory_gbps"] > 0.5 and len(data["samples"]) > 30
     return path
@@ -64,9 +56,9 @@ def quick_calibration(tmp_path_factory):
 
 def test_estimate_labels_every_latency_with_its_method(digits_path, quick_calibration, tmp_path):
     report = tmp_path / "estimate.html"
-    result = run("estimate", digits_path, "-s", "input=1x1x8x8", "--calibration", quick_calibration, "-d", "host",
-                 "-d", "raspberry-pi-5", "-d", "esp32-cam", "-l", "wifi-lan", "-l", "lora", "--json",
-                 "--report", report)
+    result = run_tierml("estimate", digits_path, "-s", "input=1x1x8x8", "--calibration", quick_calibration,
+                        "-d", "host", "-d", "raspberry-pi-5", "-d", "esp32-cam", "-l", "wifi-lan", "-l", "lora",
+                        "--json", "--report", report, check=True)
     data = json.loads(result.stdout)
     methods = {d["device"]: (d["latency"]["method"], d["precision"]) for d in data["devices"]}
     assert methods == {"host": ("calibrated", "fp32"), "raspberry-pi-5": ("catalogue", "fp32"),
@@ -87,37 +79,37 @@ def one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None
 
 
 def test_user_errors_are_one_line_with_exit_code_2(digits_path, tmp_path):
-    one_line_error(run("analyze", tmp_path / "missing.onnx", check=False), "not found")
+    one_line_error(run_tierml("analyze", tmp_path / "missing.onnx"), "not found")
     text = tmp_path / "notes.onnx"
     text.write_text("this is not a model\n")
-    one_line_error(run("analyze", text, check=False), "is not an ONNX model")
+    one_line_error(run_tierml("analyze", text), "is not an ONNX model")
     truncated = tmp_path / "cut.onnx"
     truncated.write_bytes(digits_path.read_bytes()[:5000])
-    one_line_error(run("analyze", truncated, check=False), "truncated or corrupt")
-    one_line_error(run("analyze", digits_path, check=False), "dim 0 ('batch') is dynamic", "--input-shape")
-    one_line_error(run("analyze", digits_path, "-s", "input=1xAx8", check=False), "bad input shape")
-    one_line_error(run("estimate", digits_path, "-s", "1x1x8x8", "-d", "jetson-nanoo", check=False),
+    one_line_error(run_tierml("analyze", truncated), "truncated or corrupt")
+    one_line_error(run_tierml("analyze", digits_path), "dim 0 ('batch') is dynamic", "--input-shape")
+    one_line_error(run_tierml("analyze", digits_path, "-s", "input=1xAx8"), "bad input shape")
+    one_line_error(run_tierml("estimate", digits_path, "-s", "1x1x8x8", "-d", "jetson-nanoo"),
                    "unknown device 'jetson-nanoo'", "did you mean")
-    one_line_error(run("estimate", digits_path, "-s", "1x1x8x8", "-l", "carrier-pigeon", check=False),
+    one_line_error(run_tierml("estimate", digits_path, "-s", "1x1x8x8", "-l", "carrier-pigeon"),
                    "unknown link 'carrier-pigeon'")
-    one_line_error(run("estimate", digits_path, "--precision", "int4", check=False), "--precision")
-    one_line_error(run("analyze", digits_path, "-s", "1x1x8x8", "--report", tmp_path, check=False), "is a folder")
+    one_line_error(run_tierml("estimate", digits_path, "--precision", "int4"), "--precision")
+    one_line_error(run_tierml("analyze", digits_path, "-s", "1x1x8x8", "--report", tmp_path), "is a folder")
     bad_yaml = tmp_path / "mine.yaml"
     bad_yaml.write_text("devices:\n  - name: x\n    title: [oops\n")
-    one_line_error(run("devices", "--catalog", bad_yaml, check=False), "mine.yaml:", "malformed YAML")
+    one_line_error(run_tierml("devices", "--catalog", bad_yaml), "mine.yaml:", "malformed YAML")
     bad_field = tmp_path / "field.yaml"
     bad_field.write_text("devices:\n  - name: x\n    title: X\n    tier: edge\n    kind: k\n"
                          "    memory_bandwidth_gbps: {value: 1, source: mlsysbook}\n"
                          "    ram_mb: {value: -1, source: mlsysbook}\n")
-    one_line_error(run("devices", "--catalog", bad_field, check=False), "field.yaml:7", "devices[x].ram_mb.value")
+    one_line_error(run_tierml("devices", "--catalog", bad_field), "field.yaml:7", "devices[x].ram_mb.value")
 
 
 def test_usage_errors_exit_2():
-    result = run("analyze", check=False)
+    result = run_tierml("analyze")
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
 def test_help_lists_the_verbs():
-    text = run("--help").stdout
+    text = run_tierml("--help", check=True).stdout
     for verb in ("analyze", "estimate", "devices", "calibrate"):
         assert verb in text

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
+from tests.support.cli import run_tierml
 from tests.support.pretrained import MODELS, fetch
 from tests.support.references import executor_peak, run_all_tensors
 from tierml.model.load import load_onnx
@@ -47,11 +46,9 @@ def test_rec_dynamic_width_changes_the_cost():
 def test_cli_estimate_on_a_real_transformer(tmp_path):
     path = fetch("ppocr-rec")
     cal = tmp_path / "cal.json"
-    subprocess.run([sys.executable, "-m", "tierml.cli.app", "calibrate", "--quick", "--out", str(cal), "--json"],
-                   check=True, capture_output=True, timeout=600)
-    result = subprocess.run([sys.executable, "-m", "tierml.cli.app", "estimate", str(path), "-s", "x=1x3x48x320",
-                             "--calibration", str(cal), "-d", "host", "-d", "iphone-15-pro", "-d", "esp32-cam",
-                             "--measure", "--json"], capture_output=True, text=True, timeout=600)
+    run_tierml("calibrate", "--quick", "--out", cal, "--json", check=True)
+    result = run_tierml("estimate", path, "-s", "x=1x3x48x320", "--calibration", cal,
+                        "-d", "host", "-d", "iphone-15-pro", "-d", "esp32-cam", "--measure", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     host = next(d for d in data["devices"] if d["device"] == "host")

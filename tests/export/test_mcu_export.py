@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper
 
+from tests.support.cli import run_tierml
 from tests.support.mcu_models import reference_models
 from tests.support.onnx_models import make_model
 from tierml.errors import TiermlError
@@ -31,7 +30,6 @@ from tierml.export.mcu_tflite import quantize_input, run_tflm, to_tflite
 from tierml.model.profile import analyze
 
 MODELS = {m.name: m for m in reference_models(["mlp", "ds_cnn", "kws", "digits", "vww", "op_zoo"], eval_count=12)}
-CLI = [sys.executable, "-m", "tierml.cli.app"]
 NO_ARM = arm_toolchain_missing()
 
 
@@ -129,22 +127,18 @@ def test_padding_tflite_cannot_express_is_refused_for_the_golden():
         to_tflite(c.quantized)
 
 
-def run_cli(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=600)
-
-
 def test_cli_digits_fits_the_nano_33_ble_sense(tmp_path, digits_path):
     data = digits_path.parent / "data"
-    result = run_cli("export", digits_path, "--target", "mcu", "--calib", data / "calib.npz", "--eval",
-                     data / "eval.npz", "--out", tmp_path / "c", "--device", "arduino-nano-33-ble-sense", "--verify",
-                     "--json")
+    result = run_tierml("export", digits_path, "--target", "mcu", "--calib", data / "calib.npz", "--eval",
+                        data / "eval.npz", "--out", tmp_path / "c", "--device", "arduino-nano-33-ble-sense", "--verify",
+                        "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     (fit,) = report["fits"]
     assert fit["fits"] and fit["ram_margin_bytes"] > 200_000 and fit["flash_margin_bytes"] > 900_000
     assert report["verification"]["host_bit_exact"] and report["verification"]["inputs"] == 360
     assert (tmp_path / "c" / "model.c").exists() and "model_invoke" in (tmp_path / "c" / "model.h").read_text()
-    table = run_cli("export", digits_path, "--calib", data / "calib.npz", "--out", tmp_path / "t")
+    table = run_tierml("export", digits_path, "--calib", data / "calib.npz", "--out", tmp_path / "t")
     assert "arduino-nano-33-ble-sense" in table.stdout and "margin" in table.stdout
 
 
@@ -155,8 +149,8 @@ def test_cli_refuses_a_model_too_big_for_the_board(tmp_path):
     path = tmp_path / "big.onnx"
     onnx.save(model, path)
     np.savez(tmp_path / "calib.npz", x=rng.normal(size=(4, 1200)).astype(np.float32))
-    result = run_cli("export", path, "--calib", tmp_path / "calib.npz", "--out", tmp_path / "c", "--device",
-                     "arduino-nano-33-ble-sense")
+    result = run_tierml("export", path, "--calib", tmp_path / "calib.npz", "--out", tmp_path / "c", "--device",
+                        "arduino-nano-33-ble-sense")
     assert result.returncode == 2
     assert "does not fit arduino-nano-33-ble-sense: flash" in result.stderr and "1,048,576 B" in result.stderr
     assert "over by" in result.stderr and "Traceback" not in result.stderr
@@ -166,8 +160,8 @@ def test_cli_refuses_a_model_too_big_for_the_board(tmp_path):
 @pytest.mark.skipif(bool(NO_ARM), reason=f"Cortex-M4 build under QEMU skipped: {NO_ARM}")
 def test_cli_verify_on_the_board_counts_instructions(tmp_path, digits_path):
     data = digits_path.parent / "data"
-    result = run_cli("export", digits_path, "--calib", data / "calib.npz", "--out", tmp_path / "c", "--verify",
-                     "--board", "mps2-an386", "--json")
+    result = run_tierml("export", digits_path, "--calib", data / "calib.npz", "--out", tmp_path / "c", "--verify",
+                        "--board", "mps2-an386", "--json")
     assert result.returncode == 0, result.stderr
     runs = {r["kernels"]: r for r in json.loads(result.stdout)["verification"]["qemu"]}
     assert runs["plain-c"]["bit_exact"] and runs["dsp"]["bit_exact"]
@@ -195,7 +189,7 @@ def test_board_link_fails_when_the_arena_exceeds_its_ram(tmp_path):
 
 
 def test_cli_names_unknown_targets(tmp_path, digits_path):
-    result = run_cli("export", digits_path, "--target", "mpu", "--calib", tmp_path / "none.npz")
+    result = run_tierml("export", digits_path, "--target", "mpu", "--calib", tmp_path / "none.npz")
     assert result.returncode == 2 and "did you mean 'mcu'" in result.stderr
 
 

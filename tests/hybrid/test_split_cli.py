@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import onnx
 
+from tests.support.cli import run_tierml
 from tests.support.onnx_models import residual_model
-
-
-def tierml(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tierml.cli.app", *args], capture_output=True, text=True,
-                          timeout=300)
 
 
 def test_ranked_cuts_as_json_and_a_bundle(tmp_path):
     model = tmp_path / "resnet.onnx"
     onnx.save(residual_model(), model)
-    result = tierml("split", str(model), "--device-factor", "500", "--link", "dads-wifi", "--objective",
-                    "throughput", "--out", str(tmp_path / "bundle"), "--json", "--report", str(tmp_path / "r.html"))
+    result = run_tierml("split", str(model), "--device-factor", "500", "--link", "dads-wifi", "--objective",
+                        "throughput", "--out", str(tmp_path / "bundle"), "--json", "--report", str(tmp_path / "r.html"))
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["exhaustive"] and data["cuts_enumerated"] == 15 and data["link"] == "dads-wifi"
@@ -36,11 +30,11 @@ def test_ranked_cuts_as_json_and_a_bundle(tmp_path):
 def test_errors_name_the_fix(tmp_path):
     model = tmp_path / "resnet.onnx"
     onnx.save(residual_model(), model)
-    unknown = tierml("split", str(model), "--link", "dads-5g")
+    unknown = run_tierml("split", str(model), "--link", "dads-5g")
     assert unknown.returncode == 2 and "dads-4g" in unknown.stderr
-    bad = tierml("split", str(model), "--encodings", "int4")
+    bad = run_tierml("split", str(model), "--encodings", "int4")
     assert bad.returncode == 2 and "int8c+lz4" in bad.stderr
-    run = tierml("split", "run", str(tmp_path), "--server", "http://127.0.0.1:9")
+    run = run_tierml("split", "run", str(tmp_path), "--server", "http://127.0.0.1:9")
     assert run.returncode == 2 and "tierml split MODEL --out DIR" in run.stderr
 
 

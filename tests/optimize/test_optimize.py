@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ import yaml
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.support.calibration import calibration
+from tests.support.cli import run_tierml
 from tests.support.onnx_models import make_model
 from tests.support.paths import ROOT
 from tierml.errors import TiermlError
@@ -37,11 +36,6 @@ DIGITS = ROOT / "examples" / "digits"
 def digits_data(name: str) -> Dataset:
     data = np.load(DIGITS / "data" / f"{name}.npz")
     return Dataset(data["x"].astype(np.float32), data["y"], name)
-
-
-def cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tierml.cli.app", *map(str, args)], capture_output=True, text=True,
-                          timeout=900)
 
 
 @pytest.fixture
@@ -209,10 +203,10 @@ def test_choice_reports_the_closest_miss_when_nothing_fits():
 # ------------------------------------------------------------------------------------------- CLI
 def test_cli_optimize_writes_a_measured_variant_with_lineage(tmp_path, cal_file):
     out = tmp_path / "repo"
-    result = cli("optimize", DIGITS / "model.onnx", "--pass", "quantize-static:per_channel=true", "--eval",
-                 DIGITS / "data" / "eval.npz", "--calibration-data", DIGITS / "data" / "calib.npz", "--out", out,
-                 "--name", "digits-int8", "--device", "arduino-nano-33-ble-sense", "--calibration", cal_file,
-                 "--json")
+    result = run_tierml("optimize", DIGITS / "model.onnx", "--pass", "quantize-static:per_channel=true", "--eval",
+                        DIGITS / "data" / "eval.npz", "--calibration-data", DIGITS / "data" / "calib.npz", "--out", out,
+                        "--name", "digits-int8", "--device", "arduino-nano-33-ble-sense", "--calibration", cal_file,
+                        "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     variant = data["variant"]
@@ -231,8 +225,8 @@ def test_cli_optimize_bad_calibration_exits_2_and_writes_nothing(tmp_path, cal_f
     bad = tmp_path / "calib.npz"
     np.savez(bad, x=np.zeros((4, 64), np.float32))
     out = tmp_path / "repo"
-    result = cli("optimize", DIGITS / "model.onnx", "--pass", "quantize-static", "--calibration-data", bad,
-                 "--out", out, "--calibration", cal_file)
+    result = run_tierml("optimize", DIGITS / "model.onnx", "--pass", "quantize-static", "--calibration-data", bad,
+                        "--out", out, "--calibration", cal_file)
     assert result.returncode == 2
     assert "x has samples of shape (64,) but model input 'input' takes (1, 8, 8)" in result.stderr
     assert "Traceback" not in result.stderr
@@ -260,7 +254,7 @@ def test_cli_build_reports_a_device_nothing_fits_with_the_closest_miss(tmp_path,
     }))
     spec = _quick_spec(tmp_path, distill=False, epochs=2, targets=["iphone-15-pro", "tiny-mcu"])
     out = tmp_path / "repo"
-    result = cli("build", spec, "--out", out, "--catalog", catalog, "--calibration", cal_file, "--json")
+    result = run_tierml("build", spec, "--out", out, "--catalog", catalog, "--calibration", cal_file, "--json")
     assert result.returncode == 3, result.stderr
     ladder = json.loads(result.stdout)
     rungs = {r["device"]: r for r in ladder["rungs"]}
@@ -289,14 +283,14 @@ def test_cli_build_reports_a_device_nothing_fits_with_the_closest_miss(tmp_path,
             assert np.allclose(served, local, atol=1e-5), name
 
     # The planner takes the measured variants: the phone runs its rung, judged by the rung's accuracy.
-    planned = cli("plan", spec, "--ladder", out / "ladder.json", "--calibration", cal_file)
+    planned = run_tierml("plan", spec, "--ladder", out / "ladder.json", "--calibration", cal_file)
     assert planned.returncode == 0, planned.stderr
     assert f"iphone-15-pro: runs the measured variant {rungs['iphone-15-pro']['variant']}" in planned.stdout
     for variant in ladder["variants"]:
         variant["metrics"]["quality"]["value"] = 0.5
     (out / "ladder.json").write_text(json.dumps(ladder))
-    planned = json.loads(cli("plan", spec, "--ladder", out / "ladder.json", "--calibration", cal_file,
-                             "--json").stdout)
+    planned = json.loads(run_tierml("plan", spec, "--ladder", out / "ladder.json", "--calibration", cal_file,
+                                    "--json").stdout)
     local = next(c for c in planned["candidates"] if c["name"] == "local:iphone-15-pro")
     assert any("accuracy 0.5000 (measured) < 0.95 required" in r["message"] for r in local["rejections"])
 
@@ -308,8 +302,8 @@ def test_build_digits_ladder_one_variant_per_tier(tmp_path, cal_file):
     report = tmp_path / "build.html"
     targets = ["aws-g5-xlarge", "intel-nuc12-pro", "iphone-15-pro", "arduino-nano-33-ble-sense"]
     args = [a for t in targets for a in ("--target", t)]
-    result = cli("build", DIGITS / "tierml.yaml", "--out", out, *args, "--calibration", cal_file, "--report", report,
-                 "--json")
+    result = run_tierml("build", DIGITS / "tierml.yaml", "--out", out, *args, "--calibration", cal_file, "--report",
+                        report, "--json")
     assert result.returncode == 0, result.stderr
     ladder = json.loads(result.stdout)
     variants = {v["name"]: v for v in ladder["variants"]}

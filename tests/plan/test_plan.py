@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import pytest
 import yaml
 
 from tests.support.calibration import calibration
+from tests.support.cli import run_tierml
 from tests.support.paths import ROOT
 from tierml.hardware.calibrate import host_device, save
 from tierml.hardware.roofline import RooflineEstimator
@@ -201,11 +200,6 @@ def test_queueing_formulas():
     assert not md_c(arrival_rate=200, service_s=0.01, servers=1).stable
 
 
-def cli(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tierml.cli.app", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, cwd=cwd)
-
-
 @pytest.fixture
 def cal_file(tmp_path):
     path = tmp_path / "cal.json"
@@ -215,7 +209,7 @@ def cal_file(tmp_path):
 
 def test_cli_plan_explains_and_reports(tmp_path, cal_file):
     report = tmp_path / "plan.html"
-    result = cli("plan", DIGITS / "tierml.yaml", "--calibration", cal_file, "--report", report)
+    result = run_tierml("plan", DIGITS / "tierml.yaml", "--calibration", cal_file, "--report", report)
     assert result.returncode == 0, result.stderr
     assert "winner: local:iphone-15-pro" in result.stdout and "latency (p99 <= 200 ms)" in result.stdout
     assert report.read_text().count("<svg") >= 3
@@ -223,7 +217,7 @@ def test_cli_plan_explains_and_reports(tmp_path, cal_file):
 
 def test_cli_plan_exits_3_when_nothing_is_feasible(tmp_path, cal_file):
     path = write_spec(tmp_path, **{"requirements.power": {"budget_w": 0.0001}})
-    result = cli("plan", path, "--calibration", cal_file, "--json")
+    result = run_tierml("plan", path, "--calibration", cal_file, "--json")
     assert result.returncode == 3
     data = json.loads(result.stdout)
     assert data["winner"] is None
@@ -249,7 +243,7 @@ def test_malformed_spec_is_one_line_naming_the_field(tmp_path, cal_file, edit, f
     (tmp_path / "data" / "calib.npz").write_bytes((DIGITS / "data" / "calib.npz").read_bytes())
     spec = tmp_path / "tierml.yaml"
     spec.write_text(edit((DIGITS / "tierml.yaml").read_text()))
-    result = cli("plan", spec, "--calibration", cal_file)
+    result = run_tierml("plan", spec, "--calibration", cal_file)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.stderr
@@ -258,6 +252,6 @@ def test_malformed_spec_is_one_line_naming_the_field(tmp_path, cal_file, edit, f
 
 
 def test_schema_is_json_schema():
-    result = cli("plan", "--schema")
+    result = run_tierml("plan", "--schema")
     schema = json.loads(result.stdout)
     assert schema["title"] == "AppSpec" and "requirements" in schema["properties"]

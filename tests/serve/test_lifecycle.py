@@ -6,12 +6,11 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
+from tests.support.cli import run_tierml
 from tests.support.serving import ServerProcess, slow_model, write_model
 
 
@@ -110,8 +109,7 @@ def test_cli_binds_loopback_only_by_default(tmp_path) -> None:
 
 
 def test_cli_bad_repository_is_one_line_exit_2(tmp_path) -> None:
-    result = subprocess.run([sys.executable, "-m", "tierml.cli.app", "serve", str(tmp_path / "nope")],
-                            capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    result = run_tierml("serve", tmp_path / "nope", timeout=60, env={**os.environ, "COLUMNS": "200"})
     assert result.returncode == 2
     assert "is not a folder" in result.stderr and "Traceback" not in result.stderr
 
@@ -119,6 +117,5 @@ def test_cli_bad_repository_is_one_line_exit_2(tmp_path) -> None:
 def test_cli_broken_model_fails_at_start(tmp_path) -> None:
     (tmp_path / "m" / "1").mkdir(parents=True)
     (tmp_path / "m" / "1" / "model.onnx").write_bytes(b"junk")
-    result = subprocess.run([sys.executable, "-m", "tierml.cli.app", "serve", str(tmp_path), "--port", "0"],
-                            capture_output=True, text=True, timeout=60)
+    result = run_tierml("serve", tmp_path, "--port", "0", timeout=60)
     assert result.returncode == 2 and "failed to load model 'm'" in result.stderr

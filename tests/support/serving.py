@@ -7,7 +7,6 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from tests.support.cli import TIERML
 from tests.support.paths import DIGITS
 from tests.support.serve_models import mlp, write_model
 
@@ -119,8 +119,8 @@ class ServerProcess:
     def __init__(self, repo: Path, *args: str, ready_timeout_s: float = 60.0) -> None:
         self.port = free_port()
         self.log = tempfile.NamedTemporaryFile(prefix="tierml-serve-", suffix=".log", delete=False)  # noqa: SIM115
-        self.process = subprocess.Popen([sys.executable, "-m", "tierml.cli.app", "serve", str(repo), "--port",
-                                         str(self.port), *args], stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen([*TIERML, "serve", str(repo), "--port", str(self.port), *args],
+                                        stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + ready_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
