@@ -1,4 +1,7 @@
-"""What every benchmark shares: machine description, results files, and the table printer."""
+"""What every benchmark shares: machine description, results files, and the table printer.
+
+Importing it puts the repository root on sys.path, so a benchmark run as `python benchmarks/<name>.py`
+imports this checkout's tierml and the models and load generator in tests/support (import it first)."""
 
 from __future__ import annotations
 
@@ -13,9 +16,13 @@ import onnxruntime as ort
 from rich.console import Console
 from rich.table import Table
 
-from tierml.hardware.calibrate import host_info
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from tierml.hardware.calibrate import host_info  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
 console = Console(width=160)
 
 

@@ -14,9 +14,9 @@ import argparse
 import statistics
 
 from common import console, print_table, write_results
-from pretrained import MODELS, fetch
 from rich.progress import Progress
 
+from tests.support.pretrained import MODELS, fetch
 from tierml.hardware.calibrate import calibrate, host_device
 from tierml.hardware.roofline import RooflineEstimator
 from tierml.model.load import load_model

@@ -2,21 +2,16 @@
 
     python benchmarks/macs_agreement.py
 
-The models (tests/reference_models.py) cover residual CNNs, a transformer block with explicit
+The models (tests/support/torch_models.py) cover residual CNNs, a transformer block with explicit
 attention matmuls, and depthwise + transposed convolutions. Target: within 1% of both counts.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 from common import console, print_table, write_results
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from reference_models import CASES, hand_macs, torch_counter_macs
-
+from tests.support.torch_models import CASES, hand_macs, torch_counter_macs
 from tierml.model.load import from_torch
 from tierml.model.profile import analyze
 

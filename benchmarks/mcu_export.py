@@ -1,6 +1,6 @@
 """MCU export against TFLite Micro: bit-exactness, arena, flash, and Cortex-M4 instructions (plain C vs DSP).
 
-For each reference model (benchmarks/mcu_models.py): export it, run the generated C on the host
+For each reference model (tests/support/mcu_models.py): export it, run the generated C on the host
 (gcc, ASan/UBSan) and TFLM (pip tflite-micro, reference kernels) on the same int8 inputs, compare
 arenas (TFLM's from print_allocations), then cross-build for mps2-an386 (Cortex-M4F, Nano 33 BLE
 budget) with plain-C and DSP kernels, run under QEMU and count one model_invoke's guest instructions
@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from common import print_table, write_results
-from mcu_models import reference_models
 
+from tests.support.mcu_models import reference_models
 from tierml.export.mcu import export_mcu, qemu_run, verify
 from tierml.export.mcu_build import arm_toolchain_missing
 from tierml.export.mcu_plan import plan_memory

@@ -30,9 +30,9 @@ import onnx
 from common import console, print_table, write_results
 from matplotlib import font_manager
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
-from pretrained import fetch
 from rich.progress import Progress
 
+from tests.support.pretrained import fetch
 from tierml.data.dataset import Dataset
 from tierml.data.scoring import run
 from tierml.model.load import serialize

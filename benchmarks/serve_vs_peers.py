@@ -3,7 +3,7 @@
 Two models: a tiny MLP 64->32->10 (JSON bodies: the HTTP path is everything) and YOLOv8n at 320x320
 (NudeNet's 320n from its PyPI wheel; binary bodies; compute-bound). Every server runs ONNX Runtime with
 the same intra-op threads. Load: wrk (-t1, a Lua script posting the body) at concurrency 1, 8 and 32,
-`--rounds` times in alternation, plus the asyncio open-loop client (benchmarks/openloop.py) at a fixed
+`--rounds` times in alternation, plus the asyncio open-loop client (tests/support/openloop.py) at a fixed
 rate. Raw ORT is this process calling `session.run` on batches (rows per second: the limit).
 
 Peers get their own virtual environments (PyTriton pins numpy<2; kserve pins protobuf<7), created on
@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 from common import print_table, write_results
-from openloop import http_request, open_loop, summarize
-from pretrained import fetch
-from serve_models import mlp, write_model
 
+from tests.support.openloop import http_request, open_loop, summarize
+from tests.support.pretrained import fetch
+from tests.support.serve_models import mlp, write_model
 from tierml.model.measure import make_session
 
 HERE = Path(__file__).resolve().parent
@@ -387,7 +387,7 @@ def main() -> None:
     report(found, args.servers, args.concurrency)
     path = write_results("serve_vs_peers", {
         "servers": args.servers, "concurrency": args.concurrency, "rounds": args.rounds, "seconds": args.seconds,
-        "load_generator": "wrk 4.1.0 -t1 + Lua body script; asyncio open-loop client (benchmarks/openloop.py)",
+        "load_generator": "wrk 4.1.0 -t1 + Lua body script; asyncio open-loop client (tests/support/openloop.py)",
         "peers": {n: PEER_VENVS[n] for n in args.servers if n in PEER_VENVS},
         "models": {c.key: c.results for c in found}})
     print(f"results written to {path}")

@@ -18,8 +18,8 @@ import numpy as np
 import onnx
 from common import print_table, write_results
 from PIL import Image, ImageDraw, ImageFont
-from pretrained import fetch
 
+from tests.support.pretrained import fetch
 from tierml.hybrid import encoding as enc
 from tierml.model.measure import make_session
 from tierml.model.partition import build, run_split

@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 from common import print_table, write_results
-from pretrained import MODELS, fetch
 
+from tests.support.pretrained import MODELS, fetch
 from tierml.hardware.link import BackgroundLinkProxy, Direction
 from tierml.hybrid import encoding as enc
 from tierml.hybrid.bundle import Bundle, tail_name, write_bundle, write_server_model
