@@ -1,6 +1,6 @@
 """What one cut costs end to end: head on the device, encode, send, decode, tail on the server, result back.
 
-latency(cut, encoding, link) = head + encode + RTT + request bytes / uplink + decode + tail + response / downlink
+latency(cut, encoding, link) = head + encode + link time (RTT + request up + response down) + decode + tail
 
 Head and tail times are *measured* sub-model runs on this host (ORT fuses across nodes, so a
 sub-model is not the sum of its nodes), scaled by a device factor when the device is this host
@@ -16,22 +16,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from tierml.hardware.transfer import LinkState
 from tierml.hybrid import encoding as enc
 from tierml.model.measure import make_session, profile_nodes, time_runs
-from tierml.model.mincut import bytes_ms
 from tierml.model.partition import Cut, PartitionGraph, run_split
 from tierml.serve.client import encode_request
 
 RESPONSE_HEADER_BYTES = 200  # JSON header of an inference response (measured: ~150-250 B)
-
-
-@dataclass(frozen=True)
-class LinkState:
-    """What the link does now: uplink / downlink Mbit/s and round-trip time."""
-
-    up_mbps: float
-    down_mbps: float
-    rtt_ms: float
 
 
 @dataclass(frozen=True)
@@ -63,7 +54,7 @@ class CutProfile:
         if self.local:
             return Breakdown(self.cut.key(), "none", self.head_ms, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
         w = self.wire[encoding]
-        network = link.rtt_ms + bytes_ms(w.nbytes, link.up_mbps) + bytes_ms(self.response_bytes, link.down_mbps)
+        network = link.time_ms(w.nbytes, self.response_bytes)
         return Breakdown(self.cut.key(), encoding, self.head_ms, w.encode_ms, network, w.decode_ms, self.tail_ms,
                          link.rtt_ms, w.nbytes)
 

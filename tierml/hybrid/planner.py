@@ -22,11 +22,11 @@ import onnx
 
 from tierml.hardware.catalog import Device, Link
 from tierml.hardware.estimate import LatencyEstimator
+from tierml.hardware.transfer import LinkState
 from tierml.hybrid import encoding as enc
 from tierml.hybrid.cost import (
     Breakdown,
     CutProfile,
-    LinkState,
     measure_cut,
     node_times_ms,
     options,
@@ -73,8 +73,9 @@ class SplitPlan:
     exhaustive: bool
 
     def to_dict(self, top: int = 10) -> dict:
-        return {"link_state": vars(self.link), "cuts_enumerated": self.cuts_enumerated, "exhaustive": self.exhaustive,
-                "candidates_profiled": len(self.profiles), "chosen": self.ranked[0].to_dict(),
+        return {"link_state": self.link.to_dict(), "cuts_enumerated": self.cuts_enumerated,
+                "exhaustive": self.exhaustive, "candidates_profiled": len(self.profiles),
+                "chosen": self.ranked[0].to_dict(),
                 "min_cut": self.min_cut.to_dict(), "chain_scan": self.chain_scan.to_dict(),
                 "ranked": [b.to_dict() for b in self.ranked[:top]], "table": self.table.to_dict()}
 
@@ -99,13 +100,14 @@ def candidates(graph: PartitionGraph, cuts: Sequence[Cut], device_ms: Sequence[f
     srv = np.array([sum(server_ms) - sum(server_ms[i] for i in c.head) for c in cuts])
     size = np.array([c.nbytes for c in cuts], dtype=float)
     for mbps in [edges[0] / 1.3, *edges, edges[-1] * 1.3]:
+        rate = LinkState(mbps, mbps, rtt_ms)
         for precision in precisions:
             ratio = _SIZE_RATIO[precision]
-            tensor_ms = {t: mincut.bytes_ms(graph.tensors[t].nbytes * ratio, mbps) for t in graph.consumers}
-            out_ms = {o: mincut.bytes_ms(b, mbps) for o, b in output_bytes.items()}
+            tensor_ms = {t: rate.serial_ms(graph.tensors[t].nbytes * ratio) for t in graph.consumers}
+            out_ms = {o: rate.serial_ms(0, b) for o, b in output_bytes.items()}
             best = mincut.min_cut(graph, device_ms, server_ms, tensor_ms, out_ms).cut
             found.setdefault(tuple(sorted(best.head)), best)
-            total = dev + srv + size * ratio * 8 / (mbps * 1e3) + np.where(size > 0, rtt_ms, 0.0)
+            total = dev + srv + np.array([rate.time_ms(b * ratio) if b > 0 else 0.0 for b in size])
             for i in np.argsort(total)[:keep]:
                 found.setdefault(tuple(sorted(cuts[i].head)), cuts[i])
     n = len(graph.names)
@@ -148,8 +150,8 @@ def plan_split(model: onnx.ModelProto, shapes: Shapes | None, device: Side, serv
     key = slowest_stage if objective == "throughput" else (lambda b: b.total_ms)
     ranked = sorted(options(profiles, encodings, link), key=key)
     best_by_cut = {b.cut: b for b in reversed(ranked)}
-    tensor_ms = {t: mincut.bytes_ms(graph.tensors[t].nbytes, link.up_mbps) for t in graph.consumers}
-    out_ms = {o: mincut.bytes_ms(graph.tensors[o].nbytes, link.down_mbps) for o in graph.outputs}
+    tensor_ms = {t: link.serial_ms(graph.tensors[t].nbytes) for t in graph.consumers}
+    out_ms = {o: link.serial_ms(0, graph.tensors[o].nbytes) for o in graph.outputs}
     exact = mincut.min_cut(graph, device_ms, server_ms, tensor_ms, out_ms).cut
     prefix_keys = {c.key() for c in graph.prefixes()}
     chain = min((b for b in ranked if b.cut in prefix_keys), key=lambda b: b.total_ms)
@@ -166,4 +168,4 @@ def side_for(name: str, factor: float, devices: Mapping[str, Device], estimator:
 
 
 def link_state(link: Link) -> LinkState:
-    return LinkState(link.up_mbps.value, link.down_mbps.value, link.rtt_ms.p50)
+    return LinkState.of(link)

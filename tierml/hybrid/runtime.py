@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from tierml.hardware.transfer import LinkState, bytes_in, rate_mbps
 from tierml.hybrid import encoding as enc
 from tierml.hybrid.bundle import PROBE, Bundle
-from tierml.hybrid.cost import LinkState
 from tierml.hybrid.table import Hysteresis
 from tierml.model.measure import make_session
 from tierml.serve.client import InferenceClient
@@ -75,7 +75,7 @@ class LinkEstimate:
                 self.rtt_ms += self.alpha * (network_ms - self.rtt_ms)
                 return
             transfer_ms = max(network_ms - self.rtt_ms, network_ms * 0.05)
-            sample = (up_bytes + down_bytes / down_ratio) * 8 / (transfer_ms * 1e3)
+            sample = rate_mbps(up_bytes + down_bytes / down_ratio, transfer_ms)
             self.up_mbps += self.alpha * (sample - self.up_mbps)
             self.samples += 1
             self.history.append(self.up_mbps)
@@ -226,7 +226,7 @@ class SplitRuntime:
             ready = client.live()
             self.estimate.observe(0, time.perf_counter() - began, 0.0)
             if ready and self._local_since_probe:
-                size = int(min(256_000, max(8_000, self.estimate.up_mbps * 1e6 / 8 * 0.1)))
+                size = int(min(256_000, max(8_000, bytes_in(100, self.estimate.up_mbps))))
                 began = time.perf_counter()
                 client.infer(PROBE, {"payload": np.zeros(size, np.uint8)})
                 self.estimate.observe(size, time.perf_counter() - began, 0.0)
