@@ -21,7 +21,7 @@ def test_a_duty_cycled_link_takes_as_long_on_the_plan_path_as_in_the_estimate():
     assert path.p50_ms == pytest.approx(estimate.latency_p50.value, rel=1e-12)
     # five 222-byte packets: the radio is silent 99x each of the first four packets' airtime
     airtime_ms = 1000 * 8 / 5470 * 1e3
-    assert path.transfer_ms == pytest.approx(airtime_ms + 4 * airtime_ms / 5 * 99 + 40 * 8 / 5470 * 1e3)
+    assert path.serial_ms == pytest.approx(airtime_ms + 4 * airtime_ms / 5 * 99 + 40 * 8 / 5470 * 1e3)
     assert LinkState.of(lora).time_ms(1000, 40) == pytest.approx(estimate.latency_p50.value, rel=1e-12)
 
 

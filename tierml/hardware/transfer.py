@@ -83,13 +83,13 @@ def rtt_p99(p50: float, p95: float) -> float:
 
 @dataclass(frozen=True)
 class LinkTime:
-    """One request/response over one catalogue link (ms): RTT quantiles raised to the floor, plus serialisation."""
+    """One request/response over a catalogue link or a path of them (ms): RTT quantiles (floored) + serialisation."""
 
     rtt_p50_ms: float
     rtt_p95_ms: float
     rtt_p99_ms: float
     serial_ms: float
-    floor_ms: float  # the speed-of-light floor the RTTs were raised to
+    floor_ms: float  # the speed-of-light floor the RTTs were raised to (a path's largest)
 
     @property
     def p50_ms(self) -> float:
