@@ -96,8 +96,8 @@ def wait_live(port: int, proc: subprocess.Popen, timeout_s: float = 120) -> None
 
 def chain_scan(graph: PartitionGraph, device_ms: list[float], server_ms: list[float], link: LinkState) -> Cut:
     """Neurosurgeon: the prefix of the execution order with the best per-layer additive prediction (fp32)."""
-    tensor_ms = {t: mincut.bytes_ms(graph.tensors[t].nbytes, link.up_mbps) for t in graph.consumers}
-    out_ms = {o: mincut.bytes_ms(graph.tensors[o].nbytes, link.down_mbps) for o in graph.outputs}
+    tensor_ms = {t: link.serial_ms(graph.tensors[t].nbytes) for t in graph.consumers}
+    out_ms = {o: link.serial_ms(0, graph.tensors[o].nbytes) for o in graph.outputs}
 
     def cost(c: Cut) -> float:
         split = mincut.split_cost(graph, c, device_ms, server_ms, tensor_ms, out_ms)
@@ -118,8 +118,7 @@ def lower_bound(profile: CutProfile, encoding: str, link: LinkState) -> float:
     wire = profile.wire.get(encoding)
     if wire is None:
         return 0.9 * profile.head_ms
-    return (0.9 * profile.head_ms + link.rtt_ms + mincut.bytes_ms(max(0, wire.nbytes - BURST), link.up_mbps)
-            + mincut.bytes_ms(max(0, profile.response_bytes - BURST), link.down_mbps))
+    return 0.9 * profile.head_ms + link.time_ms(max(0, wire.nbytes - BURST), max(0, profile.response_bytes - BURST))
 
 
 def reps_for(profile: CutProfile, encoding: str, link: LinkState, reps: int) -> int:

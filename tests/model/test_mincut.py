@@ -83,7 +83,7 @@ def test_three_tiers_match_brute_force_over_prefix_pairs():
 def test_the_planner_takes_the_exact_cut_when_no_prefix_is_as_good():
     from tierml.hardware.estimate import Estimate, LatencyBreakdown, NodeTime
     from tierml.model.profile import analyze
-    from tierml.plan.split import best_cut, chain_cut
+    from tierml.plan.split import best_cut, chain_costs, rank
 
     profile = analyze(residual_model())
 
@@ -96,7 +96,7 @@ def test_the_planner_takes_the_exact_cut_when_no_prefix_is_as_good():
     # the best head is {conv1, relu1, proj}, which no prefix of the execution order is
     head = breakdown({"conv2": 100.0, "conv3": 100.0})
     tail = breakdown({"proj": 1000.0})
-    chain = chain_cut(profile, head, tail, 1.0, lambda b: 10 + b / 1000)
-    best = best_cut(profile, head, tail, 1.0, lambda b: 10 + b / 1000)
+    chain = rank(chain_costs(profile, head, tail, 1.0), lambda up, down: 10 + up / 1000)[0]
+    best = best_cut(profile, head, tail, 1.0, lambda up, down: 10 + up / 1000)
     assert best.tensors == ("p", "r1") and best.head_ms == 0.0
     assert best.total_ms < 20 < chain.total_ms

@@ -1,6 +1,6 @@
 """What one cut costs end to end: head on the device, encode, send, decode, tail on the server, result back.
 
-latency(cut, encoding, link) = head + encode + RTT + request bytes / uplink + decode + tail + response / downlink
+latency(cut, encoding, link) = head + encode + link time (RTT + request up + response down) + decode + tail
 
 Head and tail times are *measured* sub-model runs on this host (ORT fuses across nodes, so a
 sub-model is not the sum of its nodes), scaled by a device factor when the device is this host
@@ -12,26 +12,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from tierml.hardware.transfer import LinkState
 from tierml.hybrid import encoding as enc
 from tierml.model.measure import make_session, profile_nodes, time_runs
-from tierml.model.mincut import bytes_ms
 from tierml.model.partition import Cut, PartitionGraph, run_split
+from tierml.plan.split import Breakdown, CutCost, price
 from tierml.serve.client import encode_request
 
 RESPONSE_HEADER_BYTES = 200  # JSON header of an inference response (measured: ~150-250 B)
-
-
-@dataclass(frozen=True)
-class LinkState:
-    """What the link does now: uplink / downlink Mbit/s and round-trip time."""
-
-    up_mbps: float
-    down_mbps: float
-    rtt_ms: float
 
 
 @dataclass(frozen=True)
@@ -59,35 +51,17 @@ class CutProfile:
         """Device-only: nothing is sent."""
         return not self.cut.tensors
 
-    def latency(self, encoding: str, link: LinkState) -> Breakdown:
+    def cost(self, encoding: str) -> CutCost:
+        """This cut with one encoding, for the split planner (a device-only cut sends nothing)."""
         if self.local:
-            return Breakdown(self.cut.key(), "none", self.head_ms, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
+            return CutCost(self.cut.key(), self.head_ms, 0.0, 0, encoding="none", tensors=self.cut.tensors, local=True)
         w = self.wire[encoding]
-        network = link.rtt_ms + bytes_ms(w.nbytes, link.up_mbps) + bytes_ms(self.response_bytes, link.down_mbps)
-        return Breakdown(self.cut.key(), encoding, self.head_ms, w.encode_ms, network, w.decode_ms, self.tail_ms,
-                         link.rtt_ms, w.nbytes)
+        return CutCost(self.cut.key(), self.head_ms, self.tail_ms, w.nbytes, self.response_bytes, encoding,
+                       w.encode_ms, w.decode_ms, self.cut.tensors)
 
-
-@dataclass(frozen=True)
-class Breakdown:
-    """Predicted latency of one (cut, encoding) on one link, by part (ms)."""
-
-    cut: str
-    encoding: str
-    head_ms: float
-    encode_ms: float
-    network_ms: float
-    decode_ms: float
-    tail_ms: float
-    rtt_ms: float
-    up_bytes: int
-
-    @property
-    def total_ms(self) -> float:
-        return self.head_ms + self.encode_ms + self.network_ms + self.decode_ms + self.tail_ms
-
-    def to_dict(self) -> dict[str, float | str | int]:
-        return {**asdict(self), "total_ms": self.total_ms, "slowest_stage_ms": slowest_stage(self)}
+    def latency(self, encoding: str, link: LinkState) -> Breakdown:
+        """Predicted latency of this cut with `encoding` on `link`, by part."""
+        return price(self.cost(encoding), link.time_ms)
 
 
 def _median_ms(fn: Callable[[], object], runs: int) -> float:
@@ -172,20 +146,9 @@ def _profiled_node(name: str, index: Mapping[str, int], producer: Mapping[str, i
     return None
 
 
-def options(profiles: Sequence[CutProfile], encodings: Sequence[str], link: LinkState) -> list[Breakdown]:
-    """Every (cut, encoding) on `link`; a device-only cut has one option (nothing is sent)."""
+def options(profiles: Sequence[CutProfile], encodings: Sequence[str]) -> list[CutCost]:
+    """Every (cut, encoding); a device-only cut has one option (nothing is sent)."""
     found = []
     for p in profiles:
-        found += [p.latency("none", link)] if p.local else [p.latency(e, link) for e in encodings if e in p.wire]
+        found += [p.cost("none")] if p.local else [p.cost(e) for e in encodings if e in p.wire]
     return found
-
-
-def best(profiles: Sequence[CutProfile], encodings: Sequence[str], link: LinkState) -> Breakdown:
-    """The (cut, encoding) with the lowest predicted latency on `link`."""
-    return min(options(profiles, encodings, link), key=lambda b: b.total_ms)
-
-
-def slowest_stage(breakdown: Breakdown) -> float:
-    """Throughput mode: frames pipeline, so the rate is set by the slowest of device, link and server."""
-    return max(breakdown.head_ms + breakdown.encode_ms, breakdown.network_ms - breakdown.rtt_ms,
-               breakdown.decode_ms + breakdown.tail_ms)

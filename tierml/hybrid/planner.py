@@ -1,15 +1,17 @@
-"""`tierml split`: rank the cuts of a model for a device, a server and a link, and build the bandwidth table.
+"""`tierml split`: measure the cuts of a model for a device, a server and a link; rank them; build the table.
+
+Measuring is here; choosing is the pure split planner's (`tierml.plan.split`), given the measured costs.
 
 1. Cut the graph (`tierml.model.partition`): every downset when there are few, else every prefix of
    the execution order.
 2. Per-node times on each side: this host's ORT profiler (the device as this host x a stated slow-down
    factor), or the calibrated roofline for a catalogue device.
-3. Candidates: the exact min cut (`tierml.model.mincut`) at every bandwidth bucket and encoding size,
-   plus the best few enumerated cuts under the same additive cost, plus device-only and server-only.
+3. Candidates (`split.shortlist`): the exact min cut at every bandwidth bucket and encoding size, plus
+   the best few enumerated cuts under the same additive cost, plus device-only and server-only.
 4. Finalists are *measured* as sub-models (fusion makes a sub-model differ from its nodes' sum) when
    both sides are this host, else summed from the per-node estimates; wire bytes and encode/decode
    times are measured on a sample input.
-5. Rank at the link; fill the bucket -> (cut, encoding) table for the runtime.
+5. Rank at the link (`split.rank`); fill the bucket -> (cut, encoding) table for the runtime.
 """
 
 from __future__ import annotations
@@ -22,23 +24,16 @@ import onnx
 
 from tierml.hardware.catalog import Device, Link
 from tierml.hardware.estimate import LatencyEstimator
+from tierml.hardware.transfer import LinkState
 from tierml.hybrid import encoding as enc
-from tierml.hybrid.cost import (
-    Breakdown,
-    CutProfile,
-    LinkState,
-    measure_cut,
-    node_times_ms,
-    options,
-    slowest_stage,
-    wire_costs,
-)
+from tierml.hybrid.cost import CutProfile, measure_cut, node_times_ms, options, wire_costs
 from tierml.hybrid.table import DEFAULT_EDGES, SplitTable, build_table
-from tierml.model import mincut
 from tierml.model.measure import make_session
 from tierml.model.partition import Cut, PartitionGraph, Shapes, build, run_split
 from tierml.model.profile import analyze
 from tierml.model.shapes import dummy_inputs
+from tierml.plan import split
+from tierml.plan.split import Breakdown
 
 HOST = "host"
 _SIZE_RATIO = {"fp32": 1.0, "fp16": 0.5, "int8": 0.25, "int8c": 0.25}
@@ -73,8 +68,9 @@ class SplitPlan:
     exhaustive: bool
 
     def to_dict(self, top: int = 10) -> dict:
-        return {"link_state": vars(self.link), "cuts_enumerated": self.cuts_enumerated, "exhaustive": self.exhaustive,
-                "candidates_profiled": len(self.profiles), "chosen": self.ranked[0].to_dict(),
+        return {"link_state": self.link.to_dict(), "cuts_enumerated": self.cuts_enumerated,
+                "exhaustive": self.exhaustive, "candidates_profiled": len(self.profiles),
+                "chosen": self.ranked[0].to_dict(),
                 "min_cut": self.min_cut.to_dict(), "chain_scan": self.chain_scan.to_dict(),
                 "ranked": [b.to_dict() for b in self.ranked[:top]], "table": self.table.to_dict()}
 
@@ -87,31 +83,6 @@ def node_times(graph: PartitionGraph, side: Side, feeds: Mapping[str, np.ndarray
     profile = analyze(graph.model, {k: v.shape for k, v in graph.inputs.items()})
     seconds = {t.node: t.seconds for t in side.estimator.latency(profile, side.device, "fp32").nodes}
     return [seconds.get(name, 0.0) * 1e3 * side.factor for name in graph.names]
-
-
-def candidates(graph: PartitionGraph, cuts: Sequence[Cut], device_ms: Sequence[float], server_ms: Sequence[float],
-               precisions: Sequence[str], rtt_ms: float, edges: Sequence[float] = DEFAULT_EDGES, keep: int = 4
-               ) -> list[Cut]:
-    """Min-cut answers and the `keep` best enumerated cuts (additive cost) at every bucket x encoding size."""
-    found: dict[tuple[int, ...], Cut] = {}
-    output_bytes = {o: graph.tensors[o].nbytes for o in graph.outputs}
-    dev = np.array([sum(device_ms[i] for i in c.head) for c in cuts])
-    srv = np.array([sum(server_ms) - sum(server_ms[i] for i in c.head) for c in cuts])
-    size = np.array([c.nbytes for c in cuts], dtype=float)
-    for mbps in [edges[0] / 1.3, *edges, edges[-1] * 1.3]:
-        for precision in precisions:
-            ratio = _SIZE_RATIO[precision]
-            tensor_ms = {t: mincut.bytes_ms(graph.tensors[t].nbytes * ratio, mbps) for t in graph.consumers}
-            out_ms = {o: mincut.bytes_ms(b, mbps) for o, b in output_bytes.items()}
-            best = mincut.min_cut(graph, device_ms, server_ms, tensor_ms, out_ms).cut
-            found.setdefault(tuple(sorted(best.head)), best)
-            total = dev + srv + size * ratio * 8 / (mbps * 1e3) + np.where(size > 0, rtt_ms, 0.0)
-            for i in np.argsort(total)[:keep]:
-                found.setdefault(tuple(sorted(cuts[i].head)), cuts[i])
-    n = len(graph.names)
-    for c in (graph.cut(range(n)), graph.cut(())):
-        found.setdefault(tuple(sorted(c.head)), c)
-    return sorted(found.values(), key=lambda c: (len(c.head), c.tensors))
 
 
 def profile_cut(graph: PartitionGraph, cut: Cut, feeds: Mapping[str, np.ndarray], encodings: Sequence[enc.Encoding],
@@ -143,14 +114,14 @@ def plan_split(model: onnx.ModelProto, shapes: Shapes | None, device: Side, serv
     device_ms, server_ms = node_times(graph, device, feeds), node_times(graph, server, feeds)
     codes = [enc.Encoding.parse(e) for e in encodings]
     precisions = sorted({c.precision for c in codes})
-    finalists = candidates(graph, cuts, device_ms, server_ms, precisions, link.rtt_ms, keep=keep)
+    rates = [DEFAULT_EDGES[0] / 1.3, *DEFAULT_EDGES, DEFAULT_EDGES[-1] * 1.3]  # every table bucket, both ends
+    finalists = split.shortlist(graph, cuts, device_ms, server_ms, [_SIZE_RATIO[p] for p in precisions],
+                                link.rtt_ms, rates, keep)
     profiles = [profile_cut(graph, c, feeds, codes, device, server, device_ms, server_ms) for c in finalists]
-    key = slowest_stage if objective == "throughput" else (lambda b: b.total_ms)
-    ranked = sorted(options(profiles, encodings, link), key=key)
+    key = (lambda b: b.slowest_stage_ms) if objective == "throughput" else (lambda b: b.total_ms)
+    ranked = split.rank(options(profiles, encodings), link.time_ms, key)
     best_by_cut = {b.cut: b for b in reversed(ranked)}
-    tensor_ms = {t: mincut.bytes_ms(graph.tensors[t].nbytes, link.up_mbps) for t in graph.consumers}
-    out_ms = {o: mincut.bytes_ms(graph.tensors[o].nbytes, link.down_mbps) for o in graph.outputs}
-    exact = mincut.min_cut(graph, device_ms, server_ms, tensor_ms, out_ms).cut
+    exact = split.min_cut(graph, device_ms, server_ms, link.time_ms)
     prefix_keys = {c.key() for c in graph.prefixes()}
     chain = min((b for b in ranked if b.cut in prefix_keys), key=lambda b: b.total_ms)
     table = build_table(profiles, encodings, link.rtt_ms, link.down_mbps / link.up_mbps)
@@ -166,4 +137,5 @@ def side_for(name: str, factor: float, devices: Mapping[str, Device], estimator:
 
 
 def link_state(link: Link) -> LinkState:
-    return LinkState(link.up_mbps.value, link.down_mbps.value, link.rtt_ms.p50)
+    """A catalogue link as the split planner prices it: median RTT, rates, and a radio's duty cycle."""
+    return LinkState.of(link)

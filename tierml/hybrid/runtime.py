@@ -1,16 +1,16 @@
 """The device side of a split model: run the head, send the cut tensors, adapt the cut, never drop a request.
 
-Each request: the hysteresis policy maps the current uplink estimate to a (cut, encoding); the head
-runs here, the encoded tensors go to the server's tail over the inference protocol (binary tensors,
-lz4 body when chosen), and the answer's timing updates the estimates (EWMA of bandwidth and RTT). A
-background prober measures RTT and, while everything runs locally, bandwidth, and notices when the
-server comes back. When the server is unreachable or the deadline would be missed, the request is
-answered by the whole model here and flagged `degraded`.
+Each request: the split policy (`SplitPolicy`: the bandwidth table with hysteresis) maps the current
+link estimate to a (cut, encoding) or to the device alone; the head runs here, the encoded tensors go
+to the server's tail over the inference protocol (binary tensors, lz4 body when chosen), and the
+answer's timing updates the estimates (EWMA of bandwidth and RTT). A background prober measures RTT
+and, while everything runs locally, bandwidth, and notices when the server comes back. When the
+server is unreachable or the deadline would be missed, the request is answered by the whole model
+here and flagged `degraded`. This module does the I/O; the policy decides.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Mapping
@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from tierml.hardware.transfer import LinkState, bytes_in, rate_mbps
 from tierml.hybrid import encoding as enc
 from tierml.hybrid.bundle import PROBE, Bundle
-from tierml.hybrid.cost import LinkState
-from tierml.hybrid.table import Hysteresis
+from tierml.hybrid.policy import LinkView, Outcome
+from tierml.hybrid.split_policy import SplitPolicy
 from tierml.model.measure import make_session
 from tierml.serve.client import InferenceClient
 from tierml.serve.errors import ServeError
@@ -52,7 +53,7 @@ class SplitResult:
 
 
 @dataclass
-class LinkEstimate:
+class LinkTracker:
     """EWMA of uplink bandwidth (Mbit/s) and RTT (ms) from the runtime's own transfers and probes."""
 
     up_mbps: float
@@ -75,7 +76,7 @@ class LinkEstimate:
                 self.rtt_ms += self.alpha * (network_ms - self.rtt_ms)
                 return
             transfer_ms = max(network_ms - self.rtt_ms, network_ms * 0.05)
-            sample = (up_bytes + down_bytes / down_ratio) * 8 / (transfer_ms * 1e3)
+            sample = rate_mbps(up_bytes + down_bytes / down_ratio, transfer_ms)
             self.up_mbps += self.alpha * (sample - self.up_mbps)
             self.samples += 1
             self.history.append(self.up_mbps)
@@ -92,12 +93,11 @@ class SplitRuntime:
                  margin: float = 0.25, dwell: int = 2, timeout_s: float = 30.0) -> None:
         self.bundle = bundle
         self.url = server_url
-        self.deadline_ms = deadline_ms
         self.device_factor = device_factor
         self.timeout_s = timeout_s
         table = bundle.table
-        self.estimate = LinkEstimate(initial_mbps or table.centre(len(table.edges) // 2), table.rtt_ms)
-        self.policy = Hysteresis(table, margin, dwell)
+        self.estimate = LinkTracker(initial_mbps or table.centre(len(table.edges) // 2), table.rtt_ms)
+        self.policy = SplitPolicy(table, bundle.profiles, deadline_ms, margin, dwell)
         self.full = make_session((bundle.device_dir / "full.onnx").read_bytes(), threads)
         self.threads = threads
         self.heads: dict[int, ort.InferenceSession | None] = {}
@@ -127,23 +127,20 @@ class SplitRuntime:
     def infer(self, feeds: Mapping[str, np.ndarray]) -> SplitResult:
         """One request, answered remotely or locally; never lost."""
         start = time.perf_counter()
-        choice = self.policy.update(self.estimate.up_mbps)
-        profile = self.bundle.profiles[choice.cut]
-        if profile.local:
-            self._local_since_probe = True
-            return self._local(feeds, start, choice.cut)
-        if not self.server_up:
-            return self._local(feeds, start, choice.cut, "server unreachable")
-        link = self.estimate.state(self.bundle.table.down_ratio)
-        remote_ms = profile.latency(choice.encoding, link).total_ms
-        local = next((i for i, p in enumerate(self.bundle.profiles) if p.local), None)
-        local_ms = self.bundle.profiles[local].head_ms if local is not None else math.inf
-        if self.deadline_ms is not None and remote_ms > self.deadline_ms and local_ms < remote_ms:
-            return self._local(feeds, start, choice.cut, f"deadline: {remote_ms:.0f} ms predicted remotely")
-        if local is not None and local_ms < remote_ms:  # the table assumed another RTT: the device alone is faster
-            self._local_since_probe = True
-            return self._local(feeds, start, local)
-        return self.run_cut(feeds, choice.cut, choice.encoding, start)
+        decision = self.policy.decide(self.link_view())
+        if decision.where == "local":
+            if not decision.reason:  # chosen, not forced: nothing measures the uplink, so the prober will
+                self._local_since_probe = True
+            result = self._local(feeds, start, decision.cut, decision.reason)
+        else:
+            result = self.run_cut(feeds, decision.cut, decision.encoding, start)
+        self.policy.observe(Outcome(decision, result.latency_ms, result.up_bytes, result.degraded,
+                                    result.reason if decision.where != "local" else ""))
+        return result
+
+    def link_view(self) -> LinkView:
+        """The link as the policy sees it: the current estimate, whether the server answers, how many samples."""
+        return LinkView(self.estimate.state(self.bundle.table.down_ratio), self.server_up, self.estimate.samples)
 
     def run_cut(self, feeds: Mapping[str, np.ndarray], cut: int, encoding: str, start: float | None = None
                 ) -> SplitResult:
@@ -226,7 +223,7 @@ class SplitRuntime:
             ready = client.live()
             self.estimate.observe(0, time.perf_counter() - began, 0.0)
             if ready and self._local_since_probe:
-                size = int(min(256_000, max(8_000, self.estimate.up_mbps * 1e6 / 8 * 0.1)))
+                size = int(min(256_000, max(8_000, bytes_in(100, self.estimate.up_mbps))))
                 began = time.perf_counter()
                 client.infer(PROBE, {"payload": np.zeros(size, np.uint8)})
                 self.estimate.observe(size, time.perf_counter() - began, 0.0)

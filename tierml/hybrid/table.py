@@ -1,9 +1,10 @@
 """The configuration map: bandwidth bucket -> (cut, encoding), precomputed so switching at run time is O(1).
 
-Buckets are log-spaced in uplink bandwidth. For each bucket the cost model picks the best (cut,
-encoding) at the bucket's geometric centre; neighbouring buckets usually agree, so the runtime only
-changes cut when the estimate crosses into a bucket with a different choice, and only past a margin
-(hysteresis, `Hysteresis`).
+Buckets are log-spaced in uplink bandwidth. For each bucket the split planner (`tierml.plan.split`)
+picks the best (cut, encoding) at the bucket's geometric centre; neighbouring buckets usually agree,
+so the runtime only changes cut when the estimate crosses into a bucket with a different choice, and
+only past a margin (hysteresis, `Hysteresis`). A bucket is an effective rate, as the runtime measures
+it: a duty-cycled radio's silences are already in it, so buckets carry no duty cycle.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tierml.hybrid.cost import Breakdown, CutProfile, LinkState, best
+from tierml.hardware.transfer import LinkState
+from tierml.hybrid.cost import CutProfile, options
+from tierml.plan.split import Breakdown, rank
 
 DEFAULT_EDGES = tuple(round(0.05 * 1.6**k, 4) for k in range(20))  # 0.05 .. ~380 Mbit/s
 
@@ -65,9 +68,10 @@ def build_table(profiles: Sequence[CutProfile], encodings: Sequence[str], rtt_ms
     """Best (cut, encoding) per bandwidth bucket; `profiles` index the cuts."""
     keys = [p.cut.key() for p in profiles]
     table = SplitTable(list(edges), [], rtt_ms, down_ratio, keys)
+    costs = options(profiles, encodings)
     for bucket in range(len(edges) + 1):
         mbps = table.centre(bucket)
-        chosen = best(profiles, encodings, LinkState(mbps, mbps * down_ratio, rtt_ms))
+        chosen = rank(costs, LinkState(mbps, mbps * down_ratio, rtt_ms).time_ms)[0]
         table.choices.append(Choice(keys.index(chosen.cut), chosen.encoding, chosen))
     return table
 

@@ -13,7 +13,6 @@ Three tiers (device -> gateway -> cloud) use a DP over the prefixes of the execu
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -148,8 +147,3 @@ def three_tier(graph: PartitionGraph, tier_ms: Sequence[Sequence[float]],
                                  sums[2][n] - sums[2][b], first, second)
     assert best is not None
     return best
-
-
-def bytes_ms(nbytes: float, mbps: float) -> float:
-    """Milliseconds to send `nbytes` at `mbps` Mbit/s."""
-    return math.inf if mbps <= 0 else nbytes * 8 / (mbps * 1e3)

@@ -1,14 +1,11 @@
-"""Latency of a request over one or more links: RTT (never below the speed-of-light floor) plus transfer."""
+"""Latency of a request over one or more links: each hop's time from the link-transfer model, summed."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from tierml.hardware.catalog import FIBRE_KM_PER_S, Link
-
-# z-scores of the standard normal: RTTs are modelled as log-normal through the catalogue's p50 and p95.
-_Z95, _Z99 = 1.6449, 2.3263
+from tierml.hardware.transfer import LinkTime, link_time
 
 
 @dataclass(frozen=True)
@@ -20,44 +17,19 @@ class Hop:
     shared: bool = True  # False for a source's own access link (one per source); True for the site's uplink
 
 
-def rtt_p99(p50: float, p95: float) -> float:
-    """p99 of a log-normal through the given p50 and p95."""
-    if p50 <= 0 or p95 <= p50:
-        return p95
-    sigma = math.log(p95 / p50) / _Z95
-    return p50 * math.exp(sigma * _Z99)
-
-
 def distance_floor_ms(distance_km: float) -> float:
     """Round trip at the speed of light in fibre (~200,000 km/s): 4,000 km each way -> 40 ms."""
     return 2 * distance_km / FIBRE_KM_PER_S * 1e3
 
 
-@dataclass(frozen=True)
-class PathLatency:
-    rtt_p50_ms: float
-    rtt_p99_ms: float
-    transfer_ms: float
-    floor_ms: float  # the largest speed-of-light floor on the path
-
-    @property
-    def p50_ms(self) -> float:
-        return self.rtt_p50_ms + self.transfer_ms
-
-    @property
-    def p99_ms(self) -> float:
-        return self.rtt_p99_ms + self.transfer_ms
-
-
-def path_latency(hops: list[Hop]) -> PathLatency:
-    """Sum over hops; each hop's RTT is raised to its floor (the link's own path or the app's distance)."""
-    p50 = p99 = transfer = floor = 0.0
+def path_latency(hops: list[Hop]) -> LinkTime:
+    """Sum over hops of `link_time` (RTT raised to its floor, duty cycle included); the floor is the largest."""
+    p50 = p95 = p99 = serial = floor = 0.0
     for hop in hops:
-        link = hop.link
-        hop_floor = max(link.rtt_floor_ms, hop.floor_ms)
-        p50 += max(link.rtt_ms.p50, hop_floor)
-        p99 += max(rtt_p99(link.rtt_ms.p50, link.rtt_ms.p95), hop_floor)
-        transfer += (hop.up_bytes * 8 / (link.up_mbps.value * 1e6) + hop.down_bytes * 8 / (link.down_mbps.value * 1e6)
-                     ) * 1e3
-        floor = max(floor, hop_floor)
-    return PathLatency(p50, p99, transfer, floor)
+        time = link_time(hop.link, hop.up_bytes, hop.down_bytes, hop.floor_ms)
+        p50 += time.rtt_p50_ms
+        p95 += time.rtt_p95_ms
+        p99 += time.rtt_p99_ms
+        serial += time.serial_ms
+        floor = max(floor, time.floor_ms)
+    return LinkTime(p50, p95, p99, serial, floor)

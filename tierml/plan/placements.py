@@ -25,7 +25,7 @@ from tierml.plan.context import Context
 from tierml.plan.economics import Costs, bandwidth_costs, cloud_costs, edge_costs
 from tierml.plan.network import Hop, path_latency
 from tierml.plan.queueing import md_c, servers_for
-from tierml.plan.split import Cut, best_cut
+from tierml.plan.split import Breakdown, best_cut
 from tierml.spec.app import CloudOption, EdgeSpec
 
 POSITIONS = ("source", "edge", "cloud")
@@ -307,8 +307,8 @@ def _serverless(ctx: Context, work: Work, notes: list[str]) -> tuple[int, float,
     return 1, p50_extra, p99_extra, 0.0
 
 
-def _apply_split(ctx: Context, layout: Layout, notes: list[str]) -> Cut | None:
-    """Choose the cut (chain scan) and give each split stage its part of the compute and the cut bytes."""
+def _apply_split(ctx: Context, layout: Layout, notes: list[str]) -> Breakdown | None:
+    """Choose the cut (`tierml.plan.split`) and give each split stage its part of the compute and the cut bytes."""
     head, tail = layout.stages
     head_fit = ctx.best_fit(head.profile, head.target.device)
     tail_fit = ctx.best_fit(tail.profile, tail.target.device)
@@ -316,15 +316,16 @@ def _apply_split(ctx: Context, layout: Layout, notes: list[str]) -> Cut | None:
     tail_breakdown = ctx.estimator.latency(tail.profile, tail.target.device, tail_fit.precision)
     scale = 0.25 if head_fit.precision == "int8" else 1.0
 
-    def network_ms(moved: int) -> float:
-        hops = ctx.hops_between(head.target.position, tail.target.position, moved, ctx.output_bytes)
+    def network_ms(up: float, down: float) -> float:
+        hops = ctx.hops_between(head.target.position, tail.target.position, int(up), int(down))
         return path_latency(hops).p50_ms if hops else float("inf")
 
-    cut = best_cut(head.profile, head_breakdown, tail_breakdown, scale, network_ms)
+    cut = best_cut(head.profile, head_breakdown, tail_breakdown, scale, network_ms, ctx.output_bytes,
+                   head_fit.precision)
     if cut is None:
         notes.append("the model has a single node: nothing to split")
         return None
-    head.compute_ms, tail.compute_ms, tail.up_bytes = cut.head_ms, cut.tail_ms, cut.bytes
+    head.compute_ms, tail.compute_ms, tail.up_bytes = cut.head_ms, cut.tail_ms, cut.up_bytes
     return cut
 
 
