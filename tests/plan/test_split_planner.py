@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from conftest import make_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper
-from test_partition import residual_model
 
+from tests.support.onnx_models import make_model, residual_model
 from tierml.hardware.estimate import Estimate, LatencyBreakdown, NodeTime
 from tierml.hardware.transfer import LinkState
 from tierml.model import partition

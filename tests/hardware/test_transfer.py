@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_plan import run_plan, write_spec
 
+from tests.plan.test_plan import run_plan, write_spec
 from tierml.hardware.catalog import load_catalog
 from tierml.hardware.transfer import LinkState, link_time, rate_mbps, transfer
 from tierml.hybrid.cost import CutProfile, Wire
