@@ -18,8 +18,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from tierml.errors import TiermlError
+from tierml.files import sha256_bytes, staged_dir, write_synced
 from tierml.hardware.catalog import Catalog, Device
 from tierml.hardware.estimate import LatencyEstimator
 from tierml.model.load import load_model, serialize
@@ -41,7 +40,7 @@ from tierml.optimize.quantize import QuantizeStatic
 from tierml.optimize.search import StudentSearch
 from tierml.optimize.simplify import Simplify
 from tierml.optimize.twin import load_twin
-from tierml.optimize.variant import DeviceFigures, Lineage, Metrics, Variant, digest, swap_in, write_variant
+from tierml.optimize.variant import DeviceFigures, Lineage, Metrics, Variant, write_variant
 from tierml.spec.app import LoadedSpec
 
 Progress = Callable[[str, int, int], None]
@@ -388,7 +387,7 @@ def build(loaded: LoadedSpec, out: Path, catalog: Catalog, estimator: LatencyEst
 
 def _variant(app: str, name: str, state: ModelState, metrics: Metrics, inputs: Inputs) -> Variant:
     data = serialize(state.proto)
-    return Variant(name=f"{app}-{name}", precision=state.precision, sha256=digest(data),
+    return Variant(name=f"{app}-{name}", precision=state.precision, sha256=sha256_bytes(data),
                    lineage=Lineage(parent=inputs.source, parent_sha256=inputs.sha256, passes=state.history),
                    metrics=metrics)
 
@@ -400,21 +399,18 @@ def write_ladder(ladder: Ladder, states: dict[str, ModelState], out: Path) -> La
     if out.exists() and any(out.iterdir()) and not (out / "ladder.json").exists():
         raise TiermlError(f"{out} exists and is not a tierml build output (no ladder.json); give an empty or "
                           "new folder with --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-new-", dir=out.parent))
     try:
-        written = []
-        for variant, state in zip(ladder.variants, states.values(), strict=True):
-            saved = write_variant(variant, serialize(state.proto), staging / variant.name / "1")
-            written.append(saved.model_copy(update={"path": str(out / variant.name / "1")}))
-        result = ladder.model_copy(update={"variants": written})
-        (staging / "ladder.json").write_text(json.dumps(result.model_dump(mode="json"), indent=1) + "\n")
-        swap_in(staging, out)
+        with staged_dir(out) as staging:
+            written = []
+            for variant, state in zip(ladder.variants, states.values(), strict=True):
+                saved = write_variant(variant, serialize(state.proto), staging / variant.name / "1")
+                written.append(saved.model_copy(update={"path": str(out / variant.name / "1")}))
+            result = ladder.model_copy(update={"variants": written})
+            text = json.dumps(result.model_dump(mode="json"), indent=1) + "\n"
+            write_synced(staging / "ladder.json", text.encode())
     except OSError as exc:
         raise TiermlError(f"cannot write the build to {out}: {exc.strerror or exc}; the previous build, if any, "
                           "is unchanged") from exc
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return result
 
 

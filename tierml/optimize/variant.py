@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from tierml.errors import TiermlError
+from tierml.files import staged_dir, write_synced
 from tierml.hardware.estimate import Estimate
 from tierml.model.measure import LatencyStats
 from tierml.optimize.metrics import Quality
@@ -60,41 +57,14 @@ class Variant(BaseModel):
     path: str | None = None  # the folder it was written to
 
 
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def write_variant(variant: Variant, model_bytes: bytes, folder: Path) -> Variant:
     """Write model.onnx and lineage.json into `folder` atomically: a temporary folder renamed into place,
     so a failure never leaves a half-written variant."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    saved = variant.model_copy(update={"path": str(folder)})
     try:
-        (tmp / "model.onnx").write_bytes(model_bytes)
-        saved = variant.model_copy(update={"path": str(folder)})
-        (tmp / "lineage.json").write_text(json.dumps(saved.model_dump(mode="json"), indent=1) + "\n")
-        swap_in(tmp, folder)
+        with staged_dir(folder) as tmp:
+            write_synced(tmp / "model.onnx", model_bytes)
+            write_synced(tmp / "lineage.json", (json.dumps(saved.model_dump(mode="json"), indent=1) + "\n").encode())
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise TiermlError(f"cannot write the variant to {folder}: {exc.strerror or exc}") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return saved
-
-
-def swap_in(new: Path, target: Path) -> None:
-    """Replace `target` by the folder `new` with renames only (the old one is kept until the new one is in)."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
-        old.rmdir()
-        os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except OSError:
-        if old is not None:
-            os.replace(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 from pathlib import Path
@@ -12,6 +11,7 @@ import onnx
 from pydantic import BaseModel
 
 from tierml.errors import TiermlError
+from tierml.files import sha256_file
 from tierml.hardware.calibrate import Progress
 from tierml.hardware.catalog import Device, Source, load_catalog
 from tierml.hardware.estimate import Estimate, LatencyEstimator
@@ -109,7 +109,7 @@ def use_ladder(context: Context, path: Path) -> None:
         model = path.parent / variant.name / "1" / "model.onnx"  # beside ladder.json, wherever it was built from
         if not model.exists():
             raise TiermlError(f"ladder '{path}' names {model}, which is missing; run tierml build again")
-        if hashlib.sha256(model.read_bytes()).hexdigest() != variant.sha256:
+        if sha256_file(model) != variant.sha256:
             raise TiermlError(f"{model} is not the file ladder '{path}' measured (sha256 differs); run tierml build "
                               "again")
         profile = analyze(load_model(str(model)).proto, shapes, source=str(model))

@@ -11,12 +11,12 @@ successful one drops no in-flight request (the old versions finish their queues,
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tierml.errors import TiermlError
+from tierml.files import sha256_bytes
 from tierml.model.load import load_onnx
 from tierml.serve.config import CONFIG_FILES, ConfigError, ModelConfig, build_config, read_config_file
 from tierml.serve.errors import ServeError, not_found
@@ -204,7 +204,7 @@ def _fingerprint(folder: Path) -> str:
         return ""
     keys = [_file_key(folder / n) for n in CONFIG_FILES if (folder / n).exists()]
     keys += [_file_key(p) for _, p in sorted(_versions(folder).items())]
-    return hashlib.sha256("".join(keys).encode()).hexdigest()
+    return sha256_bytes("".join(keys).encode())
 
 
 def _close_unused(previous: ServedModel, fresh: ServedModel) -> None:
