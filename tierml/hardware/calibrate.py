@@ -33,8 +33,9 @@ from pydantic import BaseModel
 from tierml.errors import TiermlError
 from tierml.files import atomic_write_text
 from tierml.hardware.catalog import Device, Number, Source
-from tierml.model.measure import make_session, time_runs
+from tierml.model.measure import time_runs
 from tierml.model.profile import analyze
+from tierml.model.session import make_session
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 CALIBRATION_VERSION = 1

@@ -35,9 +35,9 @@ from tierml.hybrid.cost import (
 )
 from tierml.hybrid.table import DEFAULT_EDGES, SplitTable, build_table
 from tierml.model import mincut
-from tierml.model.measure import make_session
 from tierml.model.partition import Cut, PartitionGraph, Shapes, build, run_split
 from tierml.model.profile import analyze
+from tierml.model.session import make_session
 from tierml.model.shapes import dummy_inputs
 
 HOST = "host"

@@ -24,7 +24,7 @@ from tierml.hybrid import encoding as enc
 from tierml.hybrid.bundle import PROBE, Bundle
 from tierml.hybrid.cost import LinkState
 from tierml.hybrid.table import Hysteresis
-from tierml.model.measure import make_session
+from tierml.model.session import make_session
 from tierml.serve.client import InferenceClient
 from tierml.serve.errors import ServeError
 

@@ -107,12 +107,10 @@ def load_onnx(path: Path) -> onnx.ModelProto:
 
 
 def _runtime_accepts(path: Path) -> bool:
-    import onnxruntime as ort
+    from tierml.model.session import make_session  # it imports this module
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 4
     try:
-        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        make_session(path, threads=None, log_severity=4)
     except Exception:
         return False
     return True

@@ -28,7 +28,8 @@ import onnxruntime as ort
 from pydantic import BaseModel, Field
 
 from tierml.model.load import serialize
-from tierml.model.measure import make_session, time_runs
+from tierml.model.measure import time_runs
+from tierml.model.session import make_session
 from tierml.model.shapes import with_outputs
 from tierml.optimize.data import Dataset
 from tierml.optimize.evaluate import run, vnni_note

@@ -12,8 +12,9 @@ from tierml.hardware.calibrate import host_info
 from tierml.hardware.catalog import Device
 from tierml.hardware.estimate import LatencyEstimator
 from tierml.model.load import serialize
-from tierml.model.measure import LatencyStats, make_session, measure_latency
+from tierml.model.measure import LatencyStats, measure_latency
 from tierml.model.profile import ModelProfile, analyze
+from tierml.model.session import make_session
 from tierml.optimize.data import Dataset
 from tierml.optimize.metrics import quality
 from tierml.optimize.variant import DeviceFigures, Metrics

@@ -25,7 +25,7 @@ from pydantic import Field
 from tierml.errors import TiermlError
 from tierml.files import sha256_bytes
 from tierml.model.load import serialize
-from tierml.model.measure import make_session
+from tierml.model.session import make_session
 from tierml.optimize.data import Dataset
 from tierml.optimize.passes import ModelState, Pass, PassConfig, Workspace
 from tierml.optimize.simplify import slim

@@ -16,8 +16,8 @@ from tierml.hardware.calibrate import Progress
 from tierml.hardware.catalog import Device, Source, load_catalog
 from tierml.hardware.estimate import Estimate, LatencyEstimator
 from tierml.model.load import load_model
-from tierml.model.measure import make_session
 from tierml.model.profile import ModelProfile, analyze
+from tierml.model.session import make_session
 from tierml.plan.candidate import FRAMEWORK_ORDER, Candidate
 from tierml.plan.constraints import check
 from tierml.plan.context import Context, MeasuredVariant
