@@ -328,7 +328,7 @@ def optimize(
     as_json: JsonFlag = False,
 ) -> None:
     """Run the passes you name on a model, measure the result against its parent, write it with its lineage."""
-    import tierml.optimize.registry  # noqa: F401 - registers every pass
+    import tierml.optimize.all_passes  # noqa: F401 - registers every pass
     from tierml.optimize.passes import Pass
 
     if list_passes:
