@@ -7,6 +7,7 @@ It knows nothing of models; every other tierml module may import it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -65,8 +66,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 def staged_dir(target: Path) -> Iterator[Path]:
     """An empty folder beside `target` to fill; on a clean exit it replaces `target` (renames only, the old
     one kept until the new one is in), on an error it is removed and `target` is left as it was."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-new-", dir=target.parent))
+    staging = _staging(target)
     try:
         yield staging
         _swap_dir(staging, target)
@@ -77,12 +77,11 @@ def staged_dir(target: Path) -> Iterator[Path]:
 @contextmanager
 def new_dir(target: Path) -> Iterator[Path]:
     """Like `staged_dir`, but `target` must not exist yet: the folder appears whole or not at all."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-new-", dir=target.parent))
+    staging = _staging(target)
     try:
         yield staging
         if target.exists():  # rename() would quietly replace an empty folder
-            raise FileExistsError(17, "already exists", str(target))
+            raise FileExistsError(errno.EEXIST, "already exists", str(target))
         os.rename(staging, target)
         _sync_dir(target.parent)
     finally:
@@ -105,6 +104,12 @@ def _swap_dir(new: Path, target: Path) -> None:
     _sync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _staging(target: Path) -> Path:
+    """A new hidden folder beside `target` (readers skip names starting with a dot)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}-new-", dir=target.parent))
 
 
 def _sync_dir(folder: Path) -> None:

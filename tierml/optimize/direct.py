@@ -84,7 +84,7 @@ def optimize(target: str, passes: list[str], out: Path, shapes: Shapes, files: D
     lineage = Lineage(parent=inputs.source, parent_sha256=inputs.sha256, passes=state.history)
     data = serialize(state.proto)
     variant = write_variant(Variant(name=label, precision=state.precision, sha256=sha256_bytes(data), lineage=lineage,
-                                    metrics=metrics), data, out / label / "1")
+                                    metrics=metrics), state.proto, out)
     parent = Variant(name="parent", precision=inputs.state.precision, sha256=inputs.sha256,
                      lineage=Lineage(parent=inputs.source, parent_sha256=inputs.sha256, passes=[]),
                      metrics=parent_metrics)

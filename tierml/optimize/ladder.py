@@ -393,9 +393,9 @@ def _variant(app: str, name: str, state: ModelState, metrics: Metrics, inputs: I
 
 
 def write_ladder(ladder: Ladder, states: dict[str, ModelState], out: Path) -> Ladder:
-    """The whole repository — <variant>/1/{model.onnx,lineage.json} for every variant, and ladder.json —
-    written into a temporary sibling folder, then swapped in for `out`: a failure leaves the previous
-    build whole, and variants an earlier build made but this one did not never linger beside it."""
+    """The whole repository — <variant>/config.pbtxt and <variant>/1/{model.onnx,lineage.json} for every
+    variant, and ladder.json — written into a temporary sibling folder, then swapped in for `out`: a failure
+    leaves the previous build whole, and variants an earlier build made but this one did not never linger."""
     if out.exists() and any(out.iterdir()) and not (out / "ladder.json").exists():
         raise TiermlError(f"{out} exists and is not a tierml build output (no ladder.json); give an empty or "
                           "new folder with --out")
@@ -403,8 +403,8 @@ def write_ladder(ladder: Ladder, states: dict[str, ModelState], out: Path) -> La
         with staged_dir(out) as staging:
             written = []
             for variant, state in zip(ladder.variants, states.values(), strict=True):
-                saved = write_variant(variant, serialize(state.proto), staging / variant.name / "1")
-                written.append(saved.model_copy(update={"path": str(out / variant.name / "1")}))
+                saved = write_variant(variant, state.proto, staging)
+                written.append(saved.model_copy(update={"path": str(out / Path(saved.path).relative_to(staging))}))
             result = ladder.model_copy(update={"variants": written})
             text = json.dumps(result.model_dump(mode="json"), indent=1) + "\n"
             write_synced(staging / "ladder.json", text.encode())

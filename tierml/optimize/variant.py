@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import onnx
 from pydantic import BaseModel
 
 from tierml.errors import TiermlError
-from tierml.files import staged_dir, write_synced
 from tierml.hardware.estimate import Estimate
+from tierml.model.load import serialize
 from tierml.model.measure import LatencyStats
 from tierml.optimize.metrics import Quality
 from tierml.optimize.passes import PassRecord
+from tierml.registry.layout import MODEL_FILE, next_version, version_dir, write_config, write_version
+
+LINEAGE_FILE = "lineage.json"
 
 
 class DeviceFigures(BaseModel):
@@ -57,14 +61,15 @@ class Variant(BaseModel):
     path: str | None = None  # the folder it was written to
 
 
-def write_variant(variant: Variant, model_bytes: bytes, folder: Path) -> Variant:
-    """Write model.onnx and lineage.json into `folder` atomically: a temporary folder renamed into place,
-    so a failure never leaves a half-written variant."""
-    saved = variant.model_copy(update={"path": str(folder)})
+def write_variant(variant: Variant, model: onnx.ModelProto, repo: Path) -> Variant:
+    """Add the variant to the model repository `repo` as the next version of `variant.name`: model.onnx and
+    lineage.json, visible only once both are complete, then the config.pbtxt that serves it."""
+    version = next_version(repo, variant.name)
+    saved = variant.model_copy(update={"path": str(version_dir(repo, variant.name, version))})
     try:
-        with staged_dir(folder) as tmp:
-            write_synced(tmp / "model.onnx", model_bytes)
-            write_synced(tmp / "lineage.json", (json.dumps(saved.model_dump(mode="json"), indent=1) + "\n").encode())
+        lineage = json.dumps(saved.model_dump(mode="json"), indent=1) + "\n"
+        write_version(repo, variant.name, {MODEL_FILE: serialize(model), LINEAGE_FILE: lineage.encode()}, version)
+        write_config(repo, variant.name, model)
     except OSError as exc:
-        raise TiermlError(f"cannot write the variant to {folder}: {exc.strerror or exc}") from exc
+        raise TiermlError(f"cannot write the variant to {saved.path}: {exc.strerror or exc}") from exc
     return saved

@@ -24,6 +24,7 @@ from tierml.plan.context import Context, MeasuredVariant
 from tierml.plan.fallacies import warnings
 from tierml.plan.placements import Layout, annual_cost_at, evaluate, layouts
 from tierml.plan.queueing import METHOD as QUEUEING_METHOD
+from tierml.registry.layout import latest_model, model_dir
 from tierml.spec.app import AppSpec, Assumptions, LoadedSpec, PowerSpec, Ranking
 
 
@@ -106,9 +107,10 @@ def use_ladder(context: Context, path: Path) -> None:
         variant = variants.get(rung.variant or "")
         if variant is None:
             continue
-        model = path.parent / variant.name / "1" / "model.onnx"  # beside ladder.json, wherever it was built from
-        if not model.exists():
-            raise TiermlError(f"ladder '{path}' names {model}, which is missing; run tierml build again")
+        model = latest_model(path.parent, variant.name)  # beside ladder.json, wherever it was built from
+        if model is None:
+            raise TiermlError(f"ladder '{path}' names {model_dir(path.parent, variant.name)}, which holds no model; "
+                              "run tierml build again")
         if sha256_file(model) != variant.sha256:
             raise TiermlError(f"{model} is not the file ladder '{path}' measured (sha256 differs); run tierml build "
                               "again")
