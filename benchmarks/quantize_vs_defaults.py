@@ -36,7 +36,8 @@ from tests.support.pretrained import fetch
 from tierml.data.dataset import Dataset
 from tierml.data.scoring import run
 from tierml.model.load import serialize
-from tierml.model.measure import make_session, time_runs
+from tierml.model.measure import time_runs
+from tierml.model.session import make_session
 from tierml.optimize.accuracy_aware import AccuracyAwareQuantize
 from tierml.optimize.passes import ModelState, Workspace
 from tierml.optimize.quantize import QuantizeDynamic, QuantizeStatic

@@ -40,7 +40,7 @@ from common import print_table, write_results
 from tests.support.openloop import http_request, open_loop, summarize
 from tests.support.pretrained import fetch
 from tests.support.serve_models import mlp, write_model
-from tierml.model.measure import make_session
+from tierml.model.session import make_session
 
 HERE = Path(__file__).resolve().parent
 PEER_VENVS = {

@@ -21,8 +21,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tests.support.pretrained import fetch
 from tierml.hybrid import encoding as enc
-from tierml.model.measure import make_session
 from tierml.model.partition import build, run_split
+from tierml.model.session import make_session
 from tierml.serve.client import encode_request
 
 WORDS = ("invoice", "total", "amount", "due", "date", "customer", "order", "shipping", "address", "phone", "number",

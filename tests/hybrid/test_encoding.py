@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 from tests.support.onnx_models import residual_model
 from tierml.hybrid import encoding as enc
 from tierml.model import partition
-from tierml.model.measure import make_session
+from tierml.model.session import make_session
 from tierml.model.shapes import dummy_inputs
 
 finite = st.floats(-1e4, 1e4, width=32, allow_nan=False, allow_infinity=False)

@@ -147,18 +147,21 @@ def _variant(name: str, precision: str = "fp32", quality: float = 1.0, figures: 
                    lineage=Lineage(parent="m.onnx", parent_sha256="1" * 64, passes=[]), metrics=metrics)
 
 
-def test_a_failed_write_keeps_the_last_good_variant(tmp_path, monkeypatch):
-    folder = tmp_path / "repo" / "app-int8" / "1"
-    write_variant(_variant("app-int8"), b"good model", folder)
+def test_a_failed_write_adds_no_version_and_keeps_the_last_good_one(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    proto = onnx.load(DIGITS / "model.onnx")
+    first = write_variant(_variant("app-int8"), proto, repo)
+    assert first.path == str(repo / "app-int8" / "1")
+    good = (repo / "app-int8" / "1" / "model.onnx").read_bytes()
 
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("tierml.optimize.variant.json.dumps", broken)
     with pytest.raises(TiermlError, match=r"cannot write the variant.*No space left on device"):
-        write_variant(_variant("app-int8"), b"new model", folder)
-    assert (folder / "model.onnx").read_bytes() == b"good model"
-    assert sorted(p.name for p in folder.parent.iterdir()) == ["1"]  # no temporary folder left behind
+        write_variant(_variant("app-int8"), proto, repo)
+    assert (repo / "app-int8" / "1" / "model.onnx").read_bytes() == good
+    assert sorted(p.name for p in (repo / "app-int8").iterdir()) == ["1", "config.pbtxt"]  # no temporary folder
 
 
 # ------------------------------------------------------------------------------------------- the choice

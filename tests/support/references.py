@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from tierml.model.measure import make_session
+from tierml.model.session import make_session
 from tierml.model.shapes import dummy_inputs, resolve_input_shapes
 
 

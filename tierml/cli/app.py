@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tierml.errors import TiermlError
+from tierml.files import atomic_write_text
 
 app = typer.Typer(
     help="Place one trained model on the cloud-edge-mobile-tiny spectrum, measured.",
@@ -99,11 +100,9 @@ def write_report(path: Path, html: str, quiet: bool) -> None:
     """Write the report atomically (a temporary file renamed into place)."""
     if path.is_dir():
         raise TiermlError(f"--report {path} is a folder; give a file name such as {path / 'report.html'}")
-    tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(html)
-        os.replace(tmp, path)
+        atomic_write_text(path, html)
     except OSError as exc:
         raise TiermlError(f"cannot write the report to {path}: {exc.strerror or exc}") from exc
     if not quiet:
@@ -245,7 +244,7 @@ def optimize(
     as_json: JsonFlag = False,
 ) -> None:
     """Run the passes you name on a model, measure the result against its parent, write it with its lineage."""
-    import tierml.optimize.registry  # noqa: F401 - registers every pass
+    import tierml.optimize.all_passes  # noqa: F401 - registers every pass
     from tierml.optimize.passes import Pass
 
     if list_passes:

@@ -7,7 +7,7 @@ import onnx
 
 from tierml.data.dataset import Dataset
 from tierml.data.metrics import Quality, quality
-from tierml.model.measure import make_session
+from tierml.model.session import make_session
 
 
 def run(model: onnx.ModelProto, x: np.ndarray, threads: int = 1, batch: int = 32) -> np.ndarray:

@@ -17,7 +17,6 @@ from typing import ClassVar
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from pydantic import BaseModel
 
 from tierml.errors import TiermlError, did_you_mean
@@ -30,6 +29,7 @@ from tierml.export.mcu_tflite import quantize_input, run_tflm, to_tflite
 from tierml.export.target import Target
 from tierml.hardware.catalog import Catalog, Device
 from tierml.model.profile import ModelProfile
+from tierml.model.session import make_session
 
 CODE_PER_KERNEL_ESTIMATE = 700  # bytes of Thumb-2 code per kernel file at -O2 (measured range 300-1,200)
 STACK_ESTIMATE = 1024  # bytes, when no Arm compiler is here to measure -fstack-usage
@@ -237,9 +237,7 @@ class McuTarget(Target):
 
 
 def _float_outputs(model: onnx.ModelProto, graph: Graph, inputs: np.ndarray) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = make_session(model, threads=None)
     rows = [session.run(None, {graph.input: x[None].astype(np.float32)})[0] for x in inputs]
     return graph.channels_last(np.concatenate(rows)).reshape(len(inputs), -1)
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from tierml.errors import TiermlError
 from tierml.export.mcu_graph import ACTIVATIONS, Graph, Layer
+from tierml.model.session import make_session
 
 SOFTMAX_OUTPUT = (np.float32(1.0 / 256.0), -128)  # TFLite fixes int8 softmax output to (1/256, -128)
 # A tensor constant under calibration still gets this span: a vanishing scale would need a requantization
@@ -140,10 +140,7 @@ def calibration_ranges(model: onnx.ModelProto, graph: Graph,
     for name in graph.shapes:
         if name not in present and name != graph.input:
             probe.graph.output.append(onnx.ValueInfoProto(name=name))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = make_session(probe, threads=None, optimization="none")
     names = [o.name for o in session.get_outputs()]
     ranges: dict[str, tuple[float, float]] = {}
     seen = False

@@ -31,9 +31,11 @@ from onnx import TensorProto, helper, numpy_helper
 from pydantic import BaseModel
 
 from tierml.errors import TiermlError
+from tierml.files import atomic_write_text
 from tierml.hardware.catalog import Device, Number, Source
-from tierml.model.measure import make_session, time_runs
+from tierml.model.measure import time_runs
 from tierml.model.profile import analyze
+from tierml.model.session import make_session
 from tierml.progress import Progress
 
 CALIBRATION_VERSION = 1
@@ -412,9 +414,7 @@ def default_path(threads: int) -> Path:
 
 def save(calibration: Calibration, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(calibration.model_dump_json(indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, calibration.model_dump_json(indent=1))
 
 
 def load(path: Path) -> Calibration:

@@ -3,8 +3,8 @@
     <out>/split.json                      table, cut profiles, settings
     <out>/device/full.onnx                device-only model (also the fallback when the server is away)
     <out>/device/head_<i>.onnx            head of table cut i
-    <out>/server/<model>_c<i>_<enc>/1/    tail of cut i with its decoder, a Triton-layout model repository
-    <out>/server/tierml_probe/1/          a bandwidth probe (takes any bytes, answers 8)
+    <out>/server/<model>_c<i>_<enc>/      tail of cut i with its decoder, a Triton-layout model repository
+    <out>/server/tierml_probe/            a bandwidth probe (takes any bytes, answers 8)
 
 `tierml serve <out>/server` hosts the tails; `tierml split run <out> --server URL` runs the device side.
 """
@@ -24,9 +24,9 @@ from tierml.hybrid.cost import CutProfile, Wire
 from tierml.hybrid.table import SplitTable
 from tierml.model.load import serialize
 from tierml.model.partition import Cut, PartitionGraph
+from tierml.registry.layout import MODEL_FILE, write_config, write_version
 
 PROBE = "tierml_probe"
-SERVER_CONFIG = "max_batch_size: 0\ninstance_group: [{count: 1}]\nparameters: {intra_op_thread_count: %d}\n"
 
 
 def tail_name(model: str, cut: int, precision: str) -> str:
@@ -101,10 +101,9 @@ def _profile_dict(p: CutProfile) -> dict:
 
 
 def write_server_model(repo: Path, name: str, model: onnx.ModelProto, threads: int) -> None:
-    folder = repo / name / "1"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "model.onnx").write_bytes(serialize(model))
-    (repo / name / "config.yaml").write_text(SERVER_CONFIG % threads)
+    """Add `model` to the server's repository as the next version of `name`, served unbatched on one instance."""
+    write_version(repo, name, {MODEL_FILE: serialize(model)})
+    write_config(repo, name, model, max_batch_size=0, instances=1, threads=threads)
 
 
 def probe_model() -> onnx.ModelProto:

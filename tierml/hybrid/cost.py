@@ -18,8 +18,9 @@ import numpy as np
 
 from tierml.hardware.transfer import LinkState
 from tierml.hybrid import encoding as enc
-from tierml.model.measure import make_session, profile_nodes, time_runs
+from tierml.model.measure import profile_nodes, time_runs
 from tierml.model.partition import Cut, PartitionGraph, run_split
+from tierml.model.session import make_session
 from tierml.plan.split import Breakdown, CutCost, price
 from tierml.serve.client import encode_request
 

@@ -28,9 +28,9 @@ from tierml.hardware.transfer import LinkState
 from tierml.hybrid import encoding as enc
 from tierml.hybrid.cost import CutProfile, measure_cut, node_times_ms, options, wire_costs
 from tierml.hybrid.table import DEFAULT_EDGES, SplitTable, build_table
-from tierml.model.measure import make_session
 from tierml.model.partition import Cut, PartitionGraph, Shapes, build, run_split
 from tierml.model.profile import analyze
+from tierml.model.session import make_session
 from tierml.model.shapes import dummy_inputs
 from tierml.plan import split
 from tierml.plan.split import Breakdown

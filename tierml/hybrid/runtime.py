@@ -25,7 +25,7 @@ from tierml.hybrid import encoding as enc
 from tierml.hybrid.bundle import PROBE, Bundle
 from tierml.hybrid.policy import LinkView, Outcome
 from tierml.hybrid.split_policy import SplitPolicy
-from tierml.model.measure import make_session
+from tierml.model.session import make_session
 from tierml.serve.client import InferenceClient
 from tierml.serve.errors import ServeError
 

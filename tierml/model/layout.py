@@ -18,7 +18,6 @@ from pathlib import Path
 import onnx
 from pydantic import BaseModel
 
-from tierml.model.load import serialize
 from tierml.model.tensors import TensorInfo
 
 NCHWC_DOMAIN = "com.microsoft.nchwc"
@@ -34,16 +33,12 @@ class Reorder(BaseModel):
 
 def runtime_reorders(model: onnx.ModelProto, tensors: dict[str, TensorInfo]) -> list[Reorder]:
     """The NCHWc conversions ORT's optimizer inserts into `model` (whose inputs have concrete shapes)."""
-    import onnxruntime as ort
+    from tierml.model.session import make_session
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 4
     with tempfile.TemporaryDirectory(prefix="tierml-layout-") as tmp:
         path = Path(tmp) / "optimized.onnx"
-        options.optimized_model_filepath = str(path)
         try:
-            ort.InferenceSession(serialize(model), options, providers=["CPUExecutionProvider"])
+            make_session(model, threads=None, log_severity=4, optimized_path=path)
             optimized = onnx.load(path, load_external_data=False)
         except Exception:  # models ORT cannot optimize or save (>2 GB) are estimated without conversions
             return []

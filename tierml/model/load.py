@@ -8,7 +8,6 @@ returns a torch.nn.Module, a scikit-learn estimator or an onnx.ModelProto.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import io
 import logging
@@ -23,6 +22,7 @@ import onnx
 from google.protobuf.message import DecodeError, EncodeError
 
 from tierml.errors import TiermlError
+from tierml.files import sha256_bytes, sha256_file
 
 Shapes = Mapping[str | None, tuple[int, ...]]
 
@@ -38,7 +38,7 @@ class LoadedModel:
 
     @property
     def sha256(self) -> str:
-        return self.digest or hashlib.sha256(serialize(self.proto)).hexdigest()
+        return self.digest or sha256_bytes(serialize(self.proto))
 
 
 def serialize(model: onnx.ModelProto) -> bytes:
@@ -68,7 +68,7 @@ def load_model(spec: str | Path, input_shapes: Shapes | None = None) -> LoadedMo
         return LoadedModel(from_torch(_load_torchscript(path), input_shapes or {}), str(path), "torch")
     if suffix in (".joblib", ".pkl", ".pickle"):
         return LoadedModel(from_sklearn(_load_pickle(path), input_shapes or {}), str(path), "sklearn")
-    return LoadedModel(load_onnx(path), str(path), "onnx", hashlib.sha256(path.read_bytes()).hexdigest())
+    return LoadedModel(load_onnx(path), str(path), "onnx", sha256_file(path))
 
 
 def load_onnx(path: Path) -> onnx.ModelProto:
@@ -107,12 +107,10 @@ def load_onnx(path: Path) -> onnx.ModelProto:
 
 
 def _runtime_accepts(path: Path) -> bool:
-    import onnxruntime as ort
+    from tierml.model.session import make_session  # it imports this module
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 4
     try:
-        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        make_session(path, threads=None, log_severity=4)
     except Exception:
         return False
     return True
@@ -142,7 +140,7 @@ def call_recipe(path: Path, factory: str) -> Any:
     """Import `path` as a module and call its `factory()` (errors inside become one-line user errors)."""
     if not path.exists():
         raise TiermlError(f"recipe file '{path}' not found")
-    module_name = f"tierml_recipe_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
+    module_name = f"tierml_recipe_{sha256_bytes(str(path.resolve()).encode())[:8]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

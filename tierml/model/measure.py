@@ -14,7 +14,7 @@ import onnx
 import onnxruntime as ort
 from pydantic import BaseModel
 
-from tierml.model.load import serialize
+from tierml.model.session import CPU, make_session
 from tierml.model.shapes import dummy_inputs
 from tierml.model.tensors import TensorInfo
 
@@ -44,33 +44,6 @@ class LatencyStats(BaseModel):
     per_node: list[NodeTiming] = []
 
 
-def make_session(model: onnx.ModelProto | bytes, threads: int = 1, profile_dir: Path | None = None,
-                 optimization: str = "all", spin: bool = True) -> ort.InferenceSession:
-    """A CPU session with an explicit thread budget (intra-op threads; inter-op 1, sequential).
-
-    `spin=False` stops idle intra-op threads from busy-waiting for the next run: a server needs those
-    cycles for its HTTP loop; a timing loop is faster with them spinning.
-    """
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    if not spin:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = {
-        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }[optimization]
-    options.log_severity_level = 3
-    if profile_dir is not None:
-        options.enable_profiling = True
-        options.profile_file_prefix = str(profile_dir / "ort_profile")
-    data = model if isinstance(model, bytes) else serialize(model)
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-
-
 def time_runs(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray], runs: int, warmup: int,
               progress: RunProgress | None = None, min_seconds: float = 0.0, max_runs: int = 100_000) -> np.ndarray:
     """Seconds per `session.run`, one sample per run, after `warmup` untimed runs.
@@ -98,7 +71,7 @@ def summarize(samples: np.ndarray, warmup: int, threads: int) -> LatencyStats:
         runs=len(samples), warmup=warmup, threads=threads,
         median_ms=float(np.median(ms)), p90_ms=float(np.percentile(ms, 90)),
         p99_ms=float(np.percentile(ms, 99)), mean_ms=float(ms.mean()), min_ms=float(ms.min()),
-        runtime=f"onnxruntime {ort.__version__} CPUExecutionProvider, ORT_ENABLE_ALL",
+        runtime=f"onnxruntime {ort.__version__} {'+'.join(CPU)}, ORT_ENABLE_ALL",
     )
 
 

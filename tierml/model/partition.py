@@ -24,8 +24,8 @@ from onnx import helper, numpy_helper
 
 from tierml.errors import TiermlError
 from tierml.model.control import implicit_inputs
-from tierml.model.load import serialize
 from tierml.model.profile import folded_outputs, node_names
+from tierml.model.session import make_session
 from tierml.model.shapes import (
     constant_tensors,
     dummy_inputs,
@@ -235,10 +235,7 @@ def fold_constants(model: onnx.ModelProto, inputs: Mapping[str, TensorInfo]) -> 
 
 def _evaluate(model: onnx.ModelProto, inputs: Mapping[str, TensorInfo], names: list[str]) -> dict[str, np.ndarray]:
     probe = with_outputs(model, names)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(serialize(probe), options, providers=["CPUExecutionProvider"])
+    session = make_session(probe, threads=None, optimization="none")
     return dict(zip(names, session.run(names, dummy_inputs(inputs)), strict=True))
 
 
@@ -273,8 +270,6 @@ class Check:
 def verify(graph: PartitionGraph, cut: Cut, feeds: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray],
            optimization: str = "all") -> Check:
     """Run head then tail on `feeds` and compare every model output with `reference` (the full model's)."""
-    from tierml.model.measure import make_session
-
     sessions = [make_session(m, optimization=optimization) if m is not None else None
                 for m in (graph.head_model(cut), graph.tail_model(cut))]
     got = run_split(sessions[0], sessions[1], feeds)

@@ -10,7 +10,6 @@ import onnx
 from onnx import shape_inference
 
 from tierml.errors import TiermlError
-from tierml.model.load import serialize
 from tierml.model.tensors import TensorInfo
 
 _SHAPE_RE = re.compile(r"^(?:(?P<name>[^=]+)=)?(?P<dims>\d+(?:[x,]\d+)*)$")
@@ -216,14 +215,11 @@ def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
 def _shapes_from_run(
     model: onnx.ModelProto, inputs: Mapping[str, TensorInfo], missing: list[str]
 ) -> dict[str, TensorInfo]:
-    import onnxruntime as ort
+    from tierml.model.session import make_session
 
     probe = with_outputs(model, missing)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(serialize(probe), options, providers=["CPUExecutionProvider"])
+        session = make_session(probe, threads=None, optimization="none")
         names = [o.name for o in session.get_outputs()]
         values = session.run(names, dummy_inputs(inputs))
     except Exception as exc:

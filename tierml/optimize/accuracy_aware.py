@@ -31,7 +31,8 @@ from tierml.data.dataset import Dataset
 from tierml.data.metrics import quality
 from tierml.data.scoring import run
 from tierml.model.load import serialize
-from tierml.model.measure import make_session, time_runs
+from tierml.model.measure import time_runs
+from tierml.model.session import make_session
 from tierml.model.shapes import with_outputs
 from tierml.optimize.evaluate import vnni_note
 from tierml.optimize.passes import ModelState, Pass, PassConfig, Workspace

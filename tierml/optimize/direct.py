@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from tierml.data.dataset import Dataset, load_dataset, model_input
 from tierml.data.scoring import run
 from tierml.errors import TiermlError
+from tierml.files import sha256_bytes
 from tierml.hardware.catalog import Catalog
 from tierml.hardware.estimate import LatencyEstimator
 from tierml.model.load import Shapes, load_model, serialize
@@ -18,7 +19,7 @@ from tierml.optimize.evaluate import evaluate
 from tierml.optimize.ladder import Sources, load_sources
 from tierml.optimize.passes import ModelState, Workspace, parse_pass
 from tierml.optimize.twin import load_twin
-from tierml.optimize.variant import Lineage, Variant, digest, write_variant
+from tierml.optimize.variant import Lineage, Variant, write_variant
 from tierml.progress import Progress
 
 
@@ -84,8 +85,8 @@ def optimize(target: str, passes: list[str], out: Path, shapes: Shapes, files: D
     label = name or f"{Path(inputs.source).stem}-{'-'.join(s.name for s in steps)}"
     lineage = Lineage(parent=inputs.source, parent_sha256=inputs.sha256, passes=state.history)
     data = serialize(state.proto)
-    variant = write_variant(Variant(name=label, precision=state.precision, sha256=digest(data), lineage=lineage,
-                                    metrics=metrics), data, out / label / "1")
+    variant = write_variant(Variant(name=label, precision=state.precision, sha256=sha256_bytes(data), lineage=lineage,
+                                    metrics=metrics), state.proto, out)
     parent = Variant(name="parent", precision=inputs.state.precision, sha256=inputs.sha256,
                      lineage=Lineage(parent=inputs.source, parent_sha256=inputs.sha256, passes=[]),
                      metrics=parent_metrics)

@@ -17,8 +17,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from pathlib import Path
 from tierml.data.dataset import Dataset, load_dataset, model_input
 from tierml.data.scoring import run
 from tierml.errors import TiermlError
+from tierml.files import sha256_bytes, staged_dir, write_synced
 from tierml.hardware.catalog import Catalog, Device
 from tierml.hardware.estimate import LatencyEstimator
 from tierml.model.load import load_model, serialize
@@ -39,7 +38,7 @@ from tierml.optimize.quantize import QuantizeStatic
 from tierml.optimize.search import StudentSearch
 from tierml.optimize.simplify import Simplify
 from tierml.optimize.twin import load_twin
-from tierml.optimize.variant import Lineage, Metrics, Variant, digest, swap_in, write_variant
+from tierml.optimize.variant import Lineage, Metrics, Variant, write_variant
 from tierml.progress import Progress
 from tierml.spec.app import LoadedSpec
 
@@ -225,33 +224,29 @@ def measure_variants(loaded: LoadedSpec, targets: list[Device], catalog: Catalog
 
 def _variant(app: str, name: str, state: ModelState, metrics: Metrics, inputs: Sources) -> Variant:
     data = serialize(state.proto)
-    return Variant(name=f"{app}-{name}", precision=state.precision, sha256=digest(data),
+    return Variant(name=f"{app}-{name}", precision=state.precision, sha256=sha256_bytes(data),
                    lineage=Lineage(parent=inputs.source, parent_sha256=inputs.sha256, passes=state.history),
                    metrics=metrics)
 
 
 def write_build(measured: Measured, out: Path, manifest: Callable[[list[Variant]], str]) -> list[Variant]:
-    """The whole repository — <variant>/1/{model.onnx,lineage.json} for every variant, and ladder.json (the
-    text `manifest` makes of the written variants) — written into a temporary sibling folder, then swapped in
-    for `out`: a failure leaves the previous build whole, and variants an earlier build made but this one did
-    not never linger beside it."""
+    """The whole repository — <variant>/config.pbtxt and <variant>/1/{model.onnx,lineage.json} for every
+    variant, and ladder.json (the text `manifest` makes of the written variants) — written into a temporary
+    sibling folder, then swapped in for `out`: a failure leaves the previous build whole, and variants an earlier
+    build made but this one did not never linger."""
     if out.exists() and any(out.iterdir()) and not (out / "ladder.json").exists():
         raise TiermlError(f"{out} exists and is not a tierml build output (no ladder.json); give an empty or "
                           "new folder with --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-new-", dir=out.parent))
     try:
-        written = []
-        for variant, state in zip(measured.variants, measured.states.values(), strict=True):
-            saved = write_variant(variant, serialize(state.proto), staging / variant.name / "1")
-            written.append(saved.model_copy(update={"path": str(out / variant.name / "1")}))
-        (staging / "ladder.json").write_text(manifest(written))
-        swap_in(staging, out)
+        with staged_dir(out) as staging:
+            written = []
+            for variant, state in zip(measured.variants, measured.states.values(), strict=True):
+                saved = write_variant(variant, state.proto, staging)
+                written.append(saved.model_copy(update={"path": str(out / Path(saved.path).relative_to(staging))}))
+            write_synced(staging / "ladder.json", manifest(written).encode())
     except OSError as exc:
         raise TiermlError(f"cannot write the build to {out}: {exc.strerror or exc}; the previous build, if any, "
                           "is unchanged") from exc
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return written
 
 

@@ -10,7 +10,6 @@ uses 2048 histogram bins (via quantize_static alone it uses 128/128 and equals M
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import tempfile
@@ -25,8 +24,9 @@ from pydantic import Field
 
 from tierml.data.dataset import Dataset
 from tierml.errors import TiermlError
+from tierml.files import sha256_bytes
 from tierml.model.load import serialize
-from tierml.model.measure import make_session
+from tierml.model.session import make_session
 from tierml.optimize.passes import ModelState, Pass, PassConfig, Workspace
 from tierml.optimize.simplify import slim
 
@@ -82,7 +82,7 @@ def calibration_cache(model: onnx.ModelProto, data: Dataset, method: str, sample
     from onnxruntime.quantization.calibrate import save_tensors_data
 
     rows = data.x[:samples]
-    key = hashlib.sha256(serialize(model) + rows.tobytes() + f"{rows.shape}|{method}|{percentile}".encode()).hexdigest()
+    key = sha256_bytes(serialize(model) + rows.tobytes() + f"{rows.shape}|{method}|{percentile}".encode())
     path = workspace.scratch() / f"calibration-{key[:16]}.json"
     if path.exists():
         return path

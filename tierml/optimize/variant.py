@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
+import onnx
 from pydantic import BaseModel
 
 from tierml.data.metrics import Quality
 from tierml.errors import TiermlError
 from tierml.hardware.estimate import Estimate
+from tierml.model.load import serialize
 from tierml.model.measure import LatencyStats
 from tierml.optimize.passes import PassRecord
+from tierml.registry.layout import MODEL_FILE, next_version, version_dir, write_config, write_version
+
+LINEAGE_FILE = "lineage.json"
 
 
 class DeviceFigures(BaseModel):
@@ -60,41 +61,15 @@ class Variant(BaseModel):
     path: str | None = None  # the folder it was written to
 
 
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def write_variant(variant: Variant, model_bytes: bytes, folder: Path) -> Variant:
-    """Write model.onnx and lineage.json into `folder` atomically: a temporary folder renamed into place,
-    so a failure never leaves a half-written variant."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+def write_variant(variant: Variant, model: onnx.ModelProto, repo: Path) -> Variant:
+    """Add the variant to the model repository `repo` as the next version of `variant.name`: model.onnx and
+    lineage.json, visible only once both are complete, then the config.pbtxt that serves it."""
+    version = next_version(repo, variant.name)
+    saved = variant.model_copy(update={"path": str(version_dir(repo, variant.name, version))})
     try:
-        (tmp / "model.onnx").write_bytes(model_bytes)
-        saved = variant.model_copy(update={"path": str(folder)})
-        (tmp / "lineage.json").write_text(json.dumps(saved.model_dump(mode="json"), indent=1) + "\n")
-        swap_in(tmp, folder)
+        lineage = json.dumps(saved.model_dump(mode="json"), indent=1) + "\n"
+        write_version(repo, variant.name, {MODEL_FILE: serialize(model), LINEAGE_FILE: lineage.encode()}, version)
+        write_config(repo, variant.name, model)
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise TiermlError(f"cannot write the variant to {folder}: {exc.strerror or exc}") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        raise TiermlError(f"cannot write the variant to {saved.path}: {exc.strerror or exc}") from exc
     return saved
-
-
-def swap_in(new: Path, target: Path) -> None:
-    """Replace `target` by the folder `new` with renames only (the old one is kept until the new one is in)."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
-        old.rmdir()
-        os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except OSError:
-        if old is not None:
-            os.replace(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -11,7 +11,7 @@ import struct
 
 import numpy as np
 
-from tierml.serve.datatypes import NUMPY
+from tierml.registry.datatypes import NUMPY
 from tierml.serve.errors import bad_request
 
 _LENGTH = struct.Struct("<I")

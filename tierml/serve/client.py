@@ -18,8 +18,8 @@ from urllib.parse import quote, urlsplit
 import numpy as np
 import orjson
 
+from tierml.registry.datatypes import NUMPY, from_numpy
 from tierml.serve import binary
-from tierml.serve.datatypes import NUMPY, from_numpy
 from tierml.serve.errors import ServeError
 
 

@@ -20,12 +20,13 @@ from typing import Any
 import onnx
 import yaml
 
-from tierml.serve import datatypes
+from tierml.registry import datatypes
+from tierml.registry.layout import CONFIG_FILE
+from tierml.registry.model_config import DEFAULT_MAX_BATCH, PLATFORM, TensorSpec, batchable, graph_tensors
 from tierml.serve.pbtxt import PbtxtError
 from tierml.serve.pbtxt import parse as parse_pbtxt
 
-CONFIG_FILES = ("config.pbtxt", "config.yaml", "config.yml")
-DEFAULT_MAX_BATCH = 32
+CONFIG_FILES = (CONFIG_FILE, "config.yaml", "config.yml")
 DEFAULT_MAX_QUEUE = 1024  # Triton's default is unbounded; an unbounded queue turns overload into timeouts
 _SUPPORTED = {"name", "platform", "backend", "max_batch_size", "input", "output", "dynamic_batching",
               "instance_group", "version_policy", "parameters"}
@@ -33,15 +34,6 @@ _SUPPORTED = {"name", "platform", "backend", "max_batch_size", "input", "output"
 
 class ConfigError(ValueError):
     """The model's configuration is invalid; the message names the file, field and fix."""
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """An input or output as the protocol shows it; `dims` exclude the batch dim when the model batches."""
-
-    name: str
-    datatype: str
-    dims: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -97,7 +89,7 @@ class ModelConfig:
     instance_count: int = 1
     intra_op_threads: int = 0  # 0 = cores // instance_count
     version_policy: VersionPolicy = VersionPolicy()
-    platform: str = "onnxruntime_onnx"
+    platform: str = PLATFORM
 
     def threads(self) -> int:
         return self.intra_op_threads or max(1, (os.cpu_count() or 1) // self.instance_count)
@@ -168,15 +160,15 @@ def _build(raw: dict[str, Any], model_name: str, proto: onnx.ModelProto) -> Mode
     name = str(raw.get("name", model_name))
     if name != model_name:
         raise ValueError(f"name '{name}' must equal the model's folder name '{model_name}'")
-    platform = str(raw.get("platform", "onnxruntime_onnx"))
+    platform = str(raw.get("platform", PLATFORM))
     backend = str(raw.get("backend", "onnxruntime"))
     if platform not in ("onnxruntime_onnx", "onnx_onnxv1") or backend != "onnxruntime":
         raise ValueError(f"platform '{platform}' / backend '{backend}': tierml serves ONNX models with onnxruntime "
                          "(platform: \"onnxruntime_onnx\")")
-    graph_in, graph_out = _graph_tensors(proto)
-    batchable = all(t.dims and t.dims[0] == -1 for t in (*graph_in, *graph_out))
-    max_batch = _int(raw.get("max_batch_size", DEFAULT_MAX_BATCH if batchable else 0), "max_batch_size", 0)
-    if max_batch > 0 and not batchable:
+    graph_in, graph_out = graph_tensors(proto)
+    can_batch = batchable(graph_in, graph_out)
+    max_batch = _int(raw.get("max_batch_size", DEFAULT_MAX_BATCH if can_batch else 0), "max_batch_size", 0)
+    if max_batch > 0 and not can_batch:
         fixed = [t.name for t in (*graph_in, *graph_out) if not t.dims or t.dims[0] != -1]
         raise ValueError(f"max_batch_size {max_batch} needs a dynamic first dim on every input and output, but "
                          f"{', '.join(fixed)} have none; set max_batch_size: 0")
@@ -186,23 +178,7 @@ def _build(raw: dict[str, Any], model_name: str, proto: onnx.ModelProto) -> Mode
     count, threads = _instances(raw)
     return ModelConfig(name=name, max_batch_size=max_batch, inputs=inputs, outputs=outputs, batching=batching,
                        instance_count=count, intra_op_threads=threads, version_policy=_version_policy(raw),
-                       platform="onnxruntime_onnx")
-
-
-def _graph_tensors(proto: onnx.ModelProto) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    initializers = {i.name for i in proto.graph.initializer}
-
-    def spec(value: onnx.ValueInfoProto) -> TensorSpec:
-        tensor = value.type.tensor_type
-        datatype = datatypes.from_onnx(tensor.elem_type)
-        if datatype is None:
-            raise ValueError(f"tensor '{value.name}' has element type "
-                             f"{onnx.TensorProto.DataType.Name(tensor.elem_type)}, which the protocol cannot carry")
-        dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim)
-        return TensorSpec(value.name, datatype, dims)
-
-    inputs = [spec(v) for v in proto.graph.input if v.name not in initializers]
-    return inputs, [spec(v) for v in proto.graph.output]
+                       platform=PLATFORM)
 
 
 def _tensors(raw: Any, graph: list[TensorSpec], max_batch: int, kind: str) -> tuple[TensorSpec, ...]:

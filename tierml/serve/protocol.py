@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import orjson
 
+from tierml.registry.datatypes import NUMPY, from_numpy
 from tierml.serve import binary
 from tierml.serve.config import ModelConfig, TensorSpec
-from tierml.serve.datatypes import NUMPY, from_numpy
 from tierml.serve.errors import bad_request
 
 # Request parameters with a meaning to the server; any others pass through untouched.

@@ -11,13 +11,14 @@ successful one drops no in-flight request (the old versions finish their queues,
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tierml.errors import TiermlError
+from tierml.files import sha256_bytes
 from tierml.model.load import load_onnx
+from tierml.registry import layout
 from tierml.serve.config import CONFIG_FILES, ConfigError, ModelConfig, build_config, read_config_file
 from tierml.serve.errors import ServeError, not_found
 from tierml.serve.executor import Executor, ExecutorFactory, builtin_executor
@@ -74,7 +75,7 @@ class Repository:
 
     def names(self) -> list[str]:
         """Model folders in the repository (loaded or not)."""
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return layout.models(self.root)
 
     def get(self, name: str, version: int | None = None) -> ServedVersion:
         model = self.models.get(name)
@@ -103,9 +104,9 @@ class Repository:
                 fresh, fingerprint = self._build(name, previous)
             except (ConfigError, TiermlError, OSError) as exc:
                 reason = str(exc)
-                if previous or (self.root / name).is_dir():
+                if previous or layout.model_dir(self.root, name).is_dir():
                     self.states[name] = ModelState("READY" if previous else "UNAVAILABLE", reason,
-                                                   _fingerprint(self.root / name))
+                                                   _fingerprint(self.root, name))
                 else:
                     self.states.pop(name, None)
                 raise ServeError(400, f"failed to load model '{name}': {reason}"
@@ -132,7 +133,7 @@ class Repository:
         present = set(self.names())
         for name in sorted(present):
             state = self.states.get(name)
-            if state is None or state.fingerprint != _fingerprint(self.root / name):
+            if state is None or state.fingerprint != _fingerprint(self.root, name):
                 try:
                     self.load(name)
                 except ServeError as exc:
@@ -146,14 +147,15 @@ class Repository:
             self.unload(name)
 
     def _build(self, name: str, previous: ServedModel | None) -> tuple[ServedModel, str]:
-        folder = self.root / name
+        folder = layout.model_dir(self.root, name)
         if not folder.is_dir():
             raise ConfigError(f"no folder '{folder}' in the repository")
-        fingerprint = _fingerprint(folder)
+        fingerprint = _fingerprint(self.root, name)
         raw, config_path = read_config_file(folder)
-        available = _versions(folder)
+        available = layout.versions(self.root, name)
         if not available:
-            raise ConfigError(f"'{folder}' has no version folder with a model.onnx (expected {folder}/1/model.onnx)")
+            raise ConfigError(f"'{folder}' has no version folder with a model.onnx (expected "
+                              f"{layout.model_path(self.root, name, 1)})")
         latest = build_config(raw, name, load_onnx(available[max(available)]), str(config_path or folder))
         chosen = latest.version_policy.select(list(available))
         if not chosen:
@@ -183,28 +185,19 @@ class Repository:
         return ServedVersion(version, config, executor, stats, fingerprint)
 
 
-def _versions(folder: Path) -> dict[int, Path]:
-    """Numeric version folders holding a model.onnx (Triton ignores names that are not plain numbers)."""
-    found = {}
-    for child in folder.iterdir():
-        numbered = child.name.isdigit() and not child.name.startswith("0")
-        if numbered and (child / "model.onnx").exists():
-            found[int(child.name)] = child / "model.onnx"
-    return found
-
-
 def _file_key(path: Path) -> str:
     stat = path.stat()
     return f"{path}:{stat.st_mtime_ns}:{stat.st_size};"
 
 
-def _fingerprint(folder: Path) -> str:
+def _fingerprint(root: Path, name: str) -> str:
     """Changes whenever the config or any version's model file changes (mtime or size)."""
+    folder = layout.model_dir(root, name)
     if not folder.is_dir():
         return ""
     keys = [_file_key(folder / n) for n in CONFIG_FILES if (folder / n).exists()]
-    keys += [_file_key(p) for _, p in sorted(_versions(folder).items())]
-    return hashlib.sha256("".join(keys).encode()).hexdigest()
+    keys += [_file_key(p) for _, p in sorted(layout.versions(root, name).items())]
+    return sha256_bytes("".join(keys).encode())
 
 
 def _close_unused(previous: ServedModel, fresh: ServedModel) -> None:

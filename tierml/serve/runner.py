@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from tierml.model.measure import make_session
+from tierml.model.session import make_session
 
 
 class Runner:

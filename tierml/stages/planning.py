@@ -5,13 +5,13 @@ Everything that touches a file or a session is here; `tierml.plan` receives the 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 from tierml.data.dataset import load_dataset, model_input
 from tierml.data.scoring import score
 from tierml.errors import TiermlError
+from tierml.files import sha256_file
 from tierml.hardware.calibrate import Calibration
 from tierml.hardware.catalog import Catalog
 from tierml.hardware.estimate import Estimate, LatencyEstimator
@@ -23,6 +23,7 @@ from tierml.plan.planner import Plan
 from tierml.plan.planner import plan as plan_placements
 from tierml.plan.variants import Ladder
 from tierml.progress import Progress, silent
+from tierml.registry.layout import latest_model, model_dir
 from tierml.spec.app import LoadedSpec, load_spec
 from tierml.stages.host import Notice, catalog_with_host, host_calibration
 
@@ -98,10 +99,11 @@ def ladder_variants(context: Context, path: Path) -> dict[str, MeasuredVariant]:
         variant = variants.get(rung.variant or "")
         if variant is None:
             continue
-        model = path.parent / variant.name / "1" / "model.onnx"  # beside ladder.json, wherever it was built from
-        if not model.exists():
-            raise TiermlError(f"ladder '{path}' names {model}, which is missing; run tierml build again")
-        if hashlib.sha256(model.read_bytes()).hexdigest() != variant.sha256:
+        model = latest_model(path.parent, variant.name)  # beside ladder.json, wherever it was built from
+        if model is None:
+            raise TiermlError(f"ladder '{path}' names {model_dir(path.parent, variant.name)}, which holds no model; "
+                              "run tierml build again")
+        if sha256_file(model) != variant.sha256:
             raise TiermlError(f"{model} is not the file ladder '{path}' measured (sha256 differs); run tierml build "
                               "again")
         profile: ModelProfile = analyze(load_model(str(model)).proto, shapes, source=str(model))

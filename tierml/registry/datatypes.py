@@ -1,4 +1,4 @@
-"""The Open Inference Protocol's tensor datatypes and their numpy and ONNX counterparts."""
+"""Tensor datatypes as Triton names them (config.pbtxt, Open Inference Protocol), with numpy and ONNX counterparts."""
 
 from __future__ import annotations
 
