@@ -6,6 +6,7 @@ the Arm toolchain is absent (CI installs it: see .ci/run).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -28,6 +29,7 @@ from tierml.export.mcu_plan import plan_memory
 from tierml.export.mcu_quant import quantize_multiplier
 from tierml.export.mcu_tflite import quantize_input, run_tflm, to_tflite
 from tierml.model.profile import analyze
+from tierml.model.runtimes import MCU_INT8
 
 benchmarks_on_path()
 from mcu_models import reference_models  # noqa: E402
@@ -113,6 +115,94 @@ def test_unsupported_op_is_named_with_an_alternative():
                    helper.make_node("Sigmoid", ["c"], ["y"], name="gate")], {"w": w})
     with pytest.raises(UnsupportedModel, match=r"'gate' \(Sigmoid\).*use Relu or Relu6"):
         lower(model, analyze(model, {"x": (1, 4, 6, 6)}))
+
+
+def _table_case(op: str):
+    """A small model exercising `op` ('domain:Op' for other domains): the op alone, or with what the MCU lowering
+    needs around it (a Conv to fuse an activation or fold a BatchNormalization into, a Gemm to read a flatten)."""
+    domain, _, op_type = op.rpartition(":")
+    rng = np.random.default_rng(0)
+    conv = {"w": rng.normal(size=(4, 4, 3, 3)).astype(np.float32)}
+    gemm = {"g": rng.normal(size=(3, 144)).astype(np.float32)}
+    int8 = {"s": np.array(0.05, np.float32), "z": np.array(0, np.int8)}
+
+    def node(inputs, output, **attrs):
+        return helper.make_node(op_type, inputs, [output], name="under_test", domain=domain, **attrs)
+
+    def then_conv(first, weights=None):
+        after = helper.make_node("Conv", [first.output[0], "w"], ["y"], pads=[1, 1, 1, 1])
+        return [first, after], conv | (weights or {})
+
+    cases = {
+        "Conv": ([node(["x", "w"], "y", pads=[1, 1, 1, 1])], conv),
+        "Gemm": ([node(["x", "g"], "y", transB=1)], {"g": rng.normal(size=(3, 8)).astype(np.float32)}, (1, 8)),
+        "MatMul": ([node(["x", "m"], "y")], {"m": rng.normal(size=(8, 3)).astype(np.float32)}, (1, 8)),
+        "Add": ([node(["x", "x"], "y")], {}),
+        "Relu": ([helper.make_node("Conv", ["x", "w"], ["c"]), node(["c"], "y")], conv),
+        "Clip": ([helper.make_node("Conv", ["x", "w"], ["c"]), node(["c", "lo", "hi"], "y")],
+                 conv | {"lo": np.array(0.0, np.float32), "hi": np.array(6.0, np.float32)}),
+        "MaxPool": ([node(["x"], "y", kernel_shape=[2, 2], strides=[2, 2])], {}),
+        "AveragePool": ([node(["x"], "y", kernel_shape=[2, 2], strides=[2, 2])], {}),
+        "GlobalAveragePool": ([node(["x"], "y")], {}),
+        "Reshape": ([node(["x", "shape"], "f"), helper.make_node("Gemm", ["f", "g"], ["y"], transB=1)],
+                    gemm | {"shape": np.array([1, -1], np.int64)}),
+        "Flatten": ([node(["x"], "f"), helper.make_node("Gemm", ["f", "g"], ["y"], transB=1)], gemm),
+        "Concat": ([node(["x", "x"], "y", axis=1)], {}),
+        "Softmax": ([node(["x"], "y", axis=-1)], {}, (1, 8)),
+        "BatchNormalization": ([helper.make_node("Conv", ["x", "w"], ["c"]), node(["c", "g1", "b0", "b0", "g1"], "y")],
+                               conv | {"g1": np.ones(4, np.float32), "b0": np.zeros(4, np.float32)}),
+        "Pad": then_conv(node(["x", "pads"], "p"), {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)}),
+        "Identity": then_conv(node(["x"], "i")),
+        "Dropout": then_conv(node(["x"], "i")),
+        "Squeeze": ([node(["x", "axes"], "y")], {"axes": np.array([2, 3], np.int64)}, (1, 4, 1, 1)),
+        "Unsqueeze": ([node(["x", "axes"], "u"), helper.make_node("Conv", ["u", "w1"], ["y"])],
+                      {"axes": np.array([2], np.int64), "w1": rng.normal(size=(4, 4, 1, 1)).astype(np.float32)},
+                      (1, 4, 6)),
+        "QuantizeLinear": ([node(["x", "s", "z"], "q"), helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"]),
+                            helper.make_node("Conv", ["d", "w"], ["y"])], conv | int8),
+        "DequantizeLinear": ([helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]), node(["q", "s", "z"], "d"),
+                              helper.make_node("Conv", ["d", "w"], ["y"])], conv | int8),
+        # outside the table
+        "Sigmoid": ([node(["x"], "y")], {}),
+        "Tanh": ([node(["x"], "y")], {}),
+        "Mul": ([node(["x", "x"], "y")], {}),
+        "Transpose": ([node(["x"], "y", perm=[0, 2, 3, 1])], {}),
+        "ConvTranspose": ([node(["x", "w"], "y")], conv),
+        "LeakyRelu": ([helper.make_node("Conv", ["x", "w"], ["c"]), node(["c"], "y")], conv),
+        "com.microsoft:Gelu": ([node(["x"], "y")], {}),
+    }
+    nodes, weights, *shape = cases[op if op in cases else op_type]
+    shape = shape[0] if shape else (1, 4, 6, 6)
+    model = make_model(nodes, {"x": shape}, ["y"], weights)
+    if domain:
+        model.opset_import.append(helper.make_opsetid(domain, 1))
+    return model, shape
+
+
+OUTSIDE_THE_TABLE = ["Sigmoid", "Tanh", "Mul", "Transpose", "ConvTranspose", "LeakyRelu", "com.microsoft:Gelu"]
+
+
+@pytest.mark.parametrize("op", sorted(MCU_INT8.supported | MCU_INT8.folded))
+def test_the_exporter_lowers_every_op_its_table_lists(op):
+    model, shape = _table_case(op)
+    profile = analyze(model, {"x": shape})
+    assert profile.tier("mcu").unsupported == []
+    assert lower(model, profile).layers
+
+
+@pytest.mark.parametrize("op", OUTSIDE_THE_TABLE)
+def test_the_exporter_refuses_every_op_its_table_does_not_list(op, monkeypatch):
+    assert op not in MCU_INT8.supported | MCU_INT8.folded
+    model, shape = _table_case(op)
+    with pytest.raises(UnsupportedModel, match=rf"'under_test' \({op.rpartition(':')[2]}\): .*not in the MCU int8"):
+        lower(model, analyze(model, {"x": shape}))
+    # with the table claiming the op, the lowering itself must still have no way to run it
+    claimed = dataclasses.replace(MCU_INT8, supported=MCU_INT8.supported | {op})
+    monkeypatch.setattr("tierml.model.support.MCU_INT8", claimed)
+    profile = analyze(model, {"x": shape})
+    assert profile.tier("mcu").unsupported == []
+    with pytest.raises(UnsupportedModel, match="'under_test' .* has no MCU lowering"):
+        lower(model, profile)
 
 
 def test_grouped_convolution_is_refused_by_name():

@@ -20,6 +20,7 @@ from onnx import numpy_helper
 
 from tierml.errors import TiermlError
 from tierml.model.profile import ModelProfile, NodeProfile, node_names
+from tierml.model.runtimes import MCU_INT8
 from tierml.model.support import Unsupported
 
 # Fused activations TFLite can express, by the clamp range they apply to real values.
@@ -127,9 +128,7 @@ def describe_unsupported(unsupported: list[Unsupported]) -> str:
     """One message naming every node the MCU op set cannot run and what to use instead."""
     parts = [f"'{u.node}' ({u.op_type}): {u.reason}" + (f" — {u.suggestion}" if u.suggestion else "")
              for u in unsupported]
-    return (f"the MCU target cannot run {len(unsupported)} node(s): " + "; ".join(parts)
-            + ". Supported: Conv, depthwise Conv, Gemm/MatMul, Add, Relu/Relu6/Clip, MaxPool/AveragePool/"
-            "GlobalAveragePool, Reshape/Flatten, Concat, Softmax (BatchNormalization, Identity, Dropout fold away)")
+    return f"the MCU target cannot run {len(unsupported)} node(s): {'; '.join(parts)}. Supported: {MCU_INT8.summary}"
 
 
 def constant_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
@@ -203,7 +202,7 @@ class _Lowering:
                 self._reshape(name, node, info)
             elif node.op_type in handlers:
                 handlers[node.op_type](name, node, info)
-            else:  # support.py and this table disagree: a bug, but say which node
+            else:  # the op table (tierml.model.runtimes.MCU_INT8) lists an op this lowering lacks: a bug
                 raise UnsupportedModel(f"node '{name}' ({node.op_type}) has no MCU lowering")
         return self._finish()
 
