@@ -22,14 +22,15 @@ from hypothesis import strategies as st
 from onnx import helper
 
 from tierml.errors import TiermlError
-from tierml.export.mcu import compile_mcu, qemu_run, verify
+from tierml.export.mcu import McuTarget, compile_mcu, qemu_run, verify
 from tierml.export.mcu_build import BOARDS, arm_toolchain_missing, build_arm, write_sources
 from tierml.export.mcu_graph import UnsupportedModel, lower
 from tierml.export.mcu_plan import plan_memory
 from tierml.export.mcu_quant import quantize_multiplier
 from tierml.export.mcu_tflite import quantize_input, run_tflm, to_tflite
+from tierml.export.target import Target, target_class, targets
 from tierml.model.profile import analyze
-from tierml.model.runtimes import MCU_INT8
+from tierml.model.runtimes import MCU_INT8, OpTable
 
 benchmarks_on_path()
 from mcu_models import reference_models  # noqa: E402
@@ -201,7 +202,7 @@ def test_the_exporter_refuses_every_op_its_table_does_not_list(op, monkeypatch):
     monkeypatch.setattr("tierml.model.support.MCU_INT8", claimed)
     profile = analyze(model, {"x": shape})
     assert profile.tier("mcu").unsupported == []
-    with pytest.raises(UnsupportedModel, match="'under_test' .* has no MCU lowering"):
+    with pytest.raises(UnsupportedModel, match=r"'under_test' .* has no MCU lowering"):
         lower(model, profile)
 
 
@@ -289,6 +290,31 @@ def test_board_link_fails_when_the_arena_exceeds_its_ram(tmp_path):
 def test_cli_names_unknown_targets(tmp_path, digits_path):
     result = run_cli("export", digits_path, "--target", "mpu", "--calib", tmp_path / "none.npz")
     assert result.returncode == 2 and "did you mean 'mcu'" in result.stderr
+
+
+def test_targets_register_themselves_with_the_ops_their_runtime_runs(monkeypatch):
+    assert target_class("mcu") is McuTarget and targets()["mcu"] is McuTarget
+    assert McuTarget.supported_ops == MCU_INT8.supported and McuTarget.folded_ops == MCU_INT8.folded
+    assert McuTarget.alternatives["Sigmoid"] == MCU_INT8.alternatives["Sigmoid"]
+    monkeypatch.setattr(Target, "registry", dict(Target.registry))
+    web = OpTable(runtime="onnxruntime-web (reduced op set)", supported=frozenset({"Conv", "Relu", "Gemm"}),
+                  alternatives={"Sigmoid": "use Relu"})
+
+    class WebTarget(Target):  # a next-wave target: defining it is all it takes
+        name = "web"
+        tier = "browser"
+        supported_ops = web.supported
+        folded_ops = web.folded
+        alternatives = web.alternatives
+
+        def export(self, model, profile, out_dir):
+            raise NotImplementedError
+
+    assert target_class("web") is WebTarget and set(targets()) == {"mcu", "web"}
+    with pytest.raises(TiermlError, match="unknown export target 'wbe'; did you mean 'web'"):
+        target_class("wbe")
+    with pytest.raises(TypeError, match=r"export target 'half' .* must declare tier, supported_ops"):
+        type("Half", (Target,), {"name": "half", "folded_ops": frozenset(), "alternatives": {}})
 
 
 @st.composite

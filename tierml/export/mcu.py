@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -30,6 +31,7 @@ from tierml.export.mcu_tflite import quantize_input, run_tflm, to_tflite
 from tierml.export.target import Target
 from tierml.hardware.catalog import Catalog, Device
 from tierml.model.profile import ModelProfile
+from tierml.model.runtimes import MCU_INT8
 
 CODE_PER_KERNEL_ESTIMATE = 700  # bytes of Thumb-2 code per kernel file at -O2 (measured range 300-1,200)
 STACK_ESTIMATE = 1024  # bytes, when no Arm compiler is here to measure -fstack-usage
@@ -229,6 +231,10 @@ class McuTarget(Target):
     compiled: Compiled | None = None  # set by export, for verify
 
     name: ClassVar[str] = "mcu"
+    tier: ClassVar[str] = "mcu"
+    supported_ops: ClassVar[frozenset[str]] = MCU_INT8.supported
+    folded_ops: ClassVar[frozenset[str]] = MCU_INT8.folded
+    alternatives: ClassVar[Mapping[str, str]] = MCU_INT8.alternatives
 
     def export(self, model: onnx.ModelProto, profile: ModelProfile, out_dir: Path) -> McuExport:
         result, self.compiled = export_mcu(model, profile, self.calib, out_dir, self.catalog, self.devices,
