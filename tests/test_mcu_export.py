@@ -31,6 +31,10 @@ from tierml.export.mcu_tflite import quantize_input, run_tflm, to_tflite
 from tierml.export.target import Target, target_class, targets
 from tierml.model.profile import analyze
 from tierml.model.runtimes import MCU_INT8, OpTable
+from tierml.optimize.data import Dataset
+from tierml.optimize.ladder import PORTABLE_INT8
+from tierml.optimize.passes import ModelState, Workspace
+from tierml.optimize.quantize import QuantizeStatic
 
 benchmarks_on_path()
 from mcu_models import reference_models  # noqa: E402
@@ -220,6 +224,22 @@ def test_padding_tflite_cannot_express_is_refused_for_the_golden():
     c = compile_mcu(model, analyze(model, {"x": (1, 4, 6, 6)}), np.random.default_rng(0).normal(size=(8, 4, 6, 6)))
     with pytest.raises(TiermlError, match="neither TFLite SAME nor VALID"):
         to_tflite(c.quantized)
+
+
+def test_activations_the_qdq_quantizer_removed_are_still_applied(tmp_path):
+    """ONNX Runtime's QDQ quantizer drops a Relu whose output QuantizeLinear already clamps at 0 (zero point -128):
+    the C must clamp there too, not run the bare Conv."""
+    rng = np.random.default_rng(3)
+    model = _onnx([helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+                   helper.make_node("Relu", ["c"], ["y"])],
+                  {"w": rng.normal(size=(4, 4, 3, 3)).astype(np.float32), "b": rng.normal(size=4).astype(np.float32)})
+    calib = rng.normal(size=(16, 4, 6, 6)).astype(np.float32)
+    qdq = QuantizeStatic(PORTABLE_INT8).run(ModelState(model), Workspace(calibration=Dataset(calib, None, "c"))).proto
+    assert "Relu" not in {n.op_type for n in qdq.graph.node}  # else this test proves nothing
+    c = compile_mcu(qdq, analyze(qdq, {"x": (1, 4, 6, 6)}), calib)
+    assert c.quantized.output.zero_point == -128
+    v = verify(qdq, c, tmp_path, calib[:8])
+    assert v.host_bit_exact and v.float_max_abs_error <= 3 * float(c.quantized.output.scale)
 
 
 def run_cli(*args: object) -> subprocess.CompletedProcess:

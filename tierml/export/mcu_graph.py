@@ -78,6 +78,9 @@ class Graph:
     onnx_input_shape: tuple[int, ...]
     onnx_output_shape: tuple[int, ...]
     macs: dict[str, int] = field(default_factory=dict)  # per layer output
+    # Real range a QuantizeLinear clamps an activation to. ONNX Runtime's QDQ quantizer removes a Relu or Clip
+    # whose work that clamp does (zero point at the int8 minimum), so the range is part of what the model computes.
+    clamps: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def total_macs(self) -> int:
@@ -166,6 +169,7 @@ class _Lowering:
         self.profiles = {p.name: p for p in profile.nodes}
         self.consts = constant_values(model.graph)
         self.alias: dict[str, str] = {}
+        self.clamps: dict[str, tuple[float, float]] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.onnx_shapes: dict[str, tuple[int, ...]] = {}
         self.layers: list[Layer] = []
@@ -198,6 +202,8 @@ class _Lowering:
                 continue
             if node.op_type in _VIEWS:
                 self.alias[node.output[0]] = self._resolve(node.input[0])
+                if node.op_type == "QuantizeLinear":
+                    self._clamp(node)
             elif node.op_type in _RESHAPES:
                 self._reshape(name, node, info)
             elif node.op_type in handlers:
@@ -207,6 +213,20 @@ class _Lowering:
         return self._finish()
 
     # ---------------------------------------------------------------- helpers
+    def _clamp(self, node: onnx.NodeProto) -> None:
+        """Record the real range this QuantizeLinear clamps its activation input to (narrowing an earlier one)."""
+        tensor = self._resolve(node.input[0])
+        scale = self.consts.get(node.input[1])
+        if tensor not in self.shapes or scale is None:
+            return
+        zero = self.consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        info = np.iinfo(zero.dtype if zero is not None else np.uint8)  # no zero point: uint8, zero point 0
+        zero_point = zero.astype(np.float64) if zero is not None else 0.0
+        low = float(np.min((info.min - zero_point) * scale.astype(np.float64)))
+        high = float(np.max((info.max - zero_point) * scale.astype(np.float64)))
+        old_low, old_high = self.clamps.get(tensor, (low, high))
+        self.clamps[tensor] = (max(low, old_low), min(high, old_high))
+
     def _resolve(self, name: str) -> str:
         while name in self.alias:
             name = self.alias[name]
@@ -469,7 +489,8 @@ class _Lowering:
         if output not in self.shapes:
             raise UnsupportedModel(f"the model output '{self.graph.output[0].name}' is not computed by a layer")
         return Graph(self.layers, self.shapes, self.profile.inputs[0].name, output,
-                     tuple(self.profile.inputs[0].shape), self.onnx_shapes[output], dict(self.macs_by_output))
+                     tuple(self.profile.inputs[0].shape), self.onnx_shapes[output], dict(self.macs_by_output),
+                     {t: r for t, r in self.clamps.items() if t in self.shapes})
 
 
 def _window(info: NodeProfile, kernel: tuple[int, int], extra: tuple[int, int, int, int]) -> Window:
