@@ -281,6 +281,7 @@ def build(
     them) and <out>/ladder.json. Exit code 3 when some target gets no variant.
     """
     from tierml.cli.render import ladder_view
+    from tierml.export.target import device_runtimes
     from tierml.hardware.roofline import RooflineEstimator
     from tierml.optimize.ladder import build as build_ladder
     from tierml.spec.app import load_spec
@@ -290,7 +291,8 @@ def build(
     spec_catalogs = [loaded.path(p, ("catalog", i), "catalog file") for i, p in enumerate(loaded.spec.catalog)]
     cat = _catalog_with_host(catalog or [], spec_catalogs, cal)
     with progress_bar("building variants", as_json) as update:
-        ladder = build_ladder(loaded, out_dir, cat, RooflineEstimator(cal), cal.host.cpu, threads, target, update)
+        ladder = build_ladder(loaded, out_dir, cat, RooflineEstimator(cal), cal.host.cpu, threads, target, update,
+                              device_runtimes())
     if report:
         from tierml.report.build import build_report
 

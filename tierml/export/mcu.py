@@ -32,6 +32,7 @@ from tierml.export.target import Target
 from tierml.hardware.catalog import Catalog, Device
 from tierml.model.profile import ModelProfile
 from tierml.model.runtimes import MCU_INT8
+from tierml.optimize.evaluate import profile_at_batch_one
 
 CODE_PER_KERNEL_ESTIMATE = 700  # bytes of Thumb-2 code per kernel file at -O2 (measured range 300-1,200)
 STACK_ESTIMATE = 1024  # bytes, when no Arm compiler is here to measure -fstack-usage
@@ -240,6 +241,20 @@ class McuTarget(Target):
         result, self.compiled = export_mcu(model, profile, self.calib, out_dir, self.catalog, self.devices,
                                            self.in_place)
         return result
+
+    @classmethod
+    def outputs(cls, model: onnx.ModelProto, calibration: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """The int8 C's outputs for `x`, dequantized: `model` exported as `tierml export --target mcu --calib` would
+        with these calibration inputs, built for this host and run. The host build computes what the MCU does
+        (the tests hold it, both Cortex-M builds and TFLite Micro bit-exact with each other), and unlike TFLM it
+        runs every layer the exporter writes (TFLite cannot express asymmetric ONNX pads)."""
+        compiled = compile_mcu(model, profile_at_batch_one(model, x.shape[1:]), calibration)
+        g, q = compiled.graph, compiled.quantized
+        with tempfile.TemporaryDirectory(prefix="tierml-mcu-") as tmp:
+            folder = Path(tmp)
+            build.write_sources(folder, compiled.source.model_c, compiled.source.model_h)
+            rows = build.run_host(build.build_host(folder), quantize_input(q, x), g.size(g.output))
+        return g.onnx_layout(q.output.dequantize(rows))
 
 
 def _float_outputs(model: onnx.ModelProto, graph: Graph, inputs: np.ndarray) -> np.ndarray:

@@ -93,6 +93,16 @@ class Graph:
         """ONNX-layout data (batch first) to this graph's layout for the input."""
         return _to_channels_last(x)
 
+    def onnx_layout(self, rows: np.ndarray) -> np.ndarray:
+        """Output rows (channels-last, flattened, one per input) in the ONNX layout of the model's output."""
+        shape = self.onnx_output_shape
+        y = rows.reshape(len(rows), *ir_shape(shape)[1:])
+        if len(shape) == 4:
+            y = y.transpose(0, 3, 1, 2)
+        elif len(shape) == 3:
+            y = y[:, 0].transpose(0, 2, 1)
+        return y.reshape(len(rows), *shape[1:])
+
 
 def ir_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     """ONNX (channels-first, batch 1) shape -> channels-last IR shape."""

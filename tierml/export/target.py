@@ -11,10 +11,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import onnx
 from pydantic import BaseModel
 
@@ -48,6 +49,12 @@ class Target(ABC):
     def export(self, model: onnx.ModelProto, profile: ModelProfile, out_dir: Path) -> BaseModel:
         """Write the artifacts into `out_dir`; return the report (sizes, fit, files)."""
 
+    @classmethod
+    def outputs(cls, model: onnx.ModelProto, calibration: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+        """What the exported artifact computes for inputs `x` (its first output, ONNX layout, batch first) when that
+        is not what ONNX Runtime computes for `model`; None (the default) when the artifact runs on ONNX Runtime."""
+        return None
+
 
 def targets() -> dict[str, type[Target]]:
     """Every export target, by name (each module of this package is imported so its targets register)."""
@@ -64,3 +71,9 @@ def target_class(name: str) -> type[Target]:
         raise TiermlError(f"unknown export target '{name}'; {did_you_mean(name, known)}known: "
                           f"{', '.join(sorted(known))}")
     return known[name]
+
+
+def device_runtimes() -> dict[str, Callable[[onnx.ModelProto, np.ndarray, np.ndarray], np.ndarray | None]]:
+    """Each target's `outputs`, by the device tier it serves: how `tierml build` measures the quality those devices
+    get (`tierml.optimize.runtime_quality`)."""
+    return {cls.tier: cls.outputs for cls in targets().values()}

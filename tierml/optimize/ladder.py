@@ -5,7 +5,8 @@
    the form ARM/NPU runtimes and the microcontroller exporter consume); a structurally pruned and
    fine-tuned network and its int8 form; a distilled student from a small search, and its int8 form.
 2. Every variant is measured: quality on the eval set, size, MACs, peak memory, host latency, and
-   estimated latency/energy/fit on each target device.
+   estimated latency/energy/fit on each target device. On a device whose runtime does not compute what ONNX
+   Runtime does (an MCU runs int8 C), the quality is measured on that runtime's arithmetic (`runtime_quality`).
 3. Each target device gets the most accurate variant it can run (its native precisions; int8 on an x86
    CPU only when measured faster than fp32 on this x86 host) that fits its RAM and storage, meets the
    latency SLO and the accuracy floor; among variants within half a point of the best, the fastest on
@@ -20,7 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from tierml.optimize.fp16 import Fp16
 from tierml.optimize.passes import ModelState, Pass, Workspace
 from tierml.optimize.prune import StructuredPrune
 from tierml.optimize.quantize import QuantizeStatic
+from tierml.optimize.runtime_quality import RuntimeOutputs, measure_on_runtimes
 from tierml.optimize.search import StudentSearch
 from tierml.optimize.simplify import Simplify
 from tierml.optimize.twin import load_twin
@@ -272,7 +274,7 @@ def margins(variant: Variant, figures: DeviceFigures, floor: float, slo_ms: floa
                             unit="B"))
     if slo_ms is not None:
         found.append(Margin(what="latency", need=figures.latency.value, limit=slo_ms, unit="ms"))
-    quality = variant.metrics.quality
+    quality = variant.quality_on(figures.device)
     if quality is not None:
         found.append(Margin(what="quality", need=quality.value, limit=floor, unit=quality.metric,
                             higher_is_better=True))
@@ -286,9 +288,7 @@ def choose(device: Device, variants: list[Variant], floor: float, slo_ms: float 
     misses: list[tuple[float, str]] = []
     for variant in variants:
         figures = next((f for f in variant.metrics.devices if f.device == device.name), None)
-        why = _runs_natively(variant, device)
-        if figures is None:
-            why = why or "no estimate for this device"
+        why = _runs_natively(variant, device) or (figures.refused if figures else "no estimate for this device")
         if why:
             rejected[variant.name] = why
             continue
@@ -305,18 +305,19 @@ def choose(device: Device, variants: list[Variant], floor: float, slo_ms: float 
         reason = ("no variant fits: closest miss " + closest) if closest else "no variant runs on this device"
         return Rung(device=device.name, tier=device.tier, variant=None, reason=reason, rejected=rejected,
                     closest_miss=closest)
-    best_quality = max(_quality(v) for v, _, _ in fitting)
-    near = [item for item in fitting if _quality(item[0]) >= best_quality - NEAR_BEST]
+    best_quality = max(_quality(v, device.name) for v, _, _ in fitting)
+    near = [item for item in fitting if _quality(item[0], device.name) >= best_quality - NEAR_BEST]
     variant, figures, checks = min(near, key=lambda item: (item[1].latency.value, item[0].metrics.size_bytes))
-    reason = (f"most accurate within budget ({_quality(variant):.4f}); fastest on {device.name} of the "
+    reason = (f"most accurate within budget ({_quality(variant, device.name):.4f}); fastest on {device.name} of the "
               f"{len(near)} within {NEAR_BEST * 100:g} pt of the best")
     return Rung(device=device.name, tier=device.tier, variant=variant.name, precision=figures.precision,
                 latency_ms=figures.latency.value, latency_method=figures.latency.method, margins=checks,
                 reason=reason, rejected=rejected)
 
 
-def _quality(variant: Variant) -> float:
-    return variant.metrics.quality.value if variant.metrics.quality else 0.0
+def _quality(variant: Variant, device: str) -> float:
+    quality = variant.quality_on(device)
+    return quality.value if quality else 0.0
 
 
 # ---------------------------------------------------------------------------------------------- build
@@ -340,7 +341,10 @@ def targets_of(loaded: LoadedSpec, catalog: Catalog, only: list[str] | None) -> 
 
 
 def build(loaded: LoadedSpec, out: Path, catalog: Catalog, estimator: LatencyEstimator, host: str,
-          threads: int = 1, only: list[str] | None = None, progress: Progress | None = None) -> Ladder:
+          threads: int = 1, only: list[str] | None = None, progress: Progress | None = None,
+          runtimes: Mapping[str, RuntimeOutputs] | None = None) -> Ladder:
+    """The ladder for the spec's model; `runtimes` (by device tier) measure quality where ONNX Runtime's does not
+    hold (`tierml.export.target.device_runtimes()`: the MCU's int8 C)."""
     progress = progress or (lambda stage, done, total: None)
     spec = loaded.spec
     targets = targets_of(loaded, catalog, only)
@@ -370,6 +374,10 @@ def build(loaded: LoadedSpec, out: Path, catalog: Catalog, estimator: LatencyEst
                            targets, estimator, state.precision)
         latencies[name] = metrics.host_latency
         variants.append(_variant(spec.name, name, state, metrics, inputs))
+    assert reference is not None
+    variants, measured = measure_on_runtimes(variants, [s.proto for s in states.values()], targets, runtimes or {},
+                                             inputs.calibration, inputs.eval, reference)
+    notes += measured
     quality = variants[0].metrics.quality
     assert quality is not None
     if floor_given is not None and quality.metric != "accuracy":
