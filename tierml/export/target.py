@@ -2,8 +2,9 @@
 
 A target declares the runtime it exports for as class data — the device tier it serves and the ops that
 runtime runs, folds away, and what to use instead of the rest (from that runtime's table in
-`tierml.model.runtimes`, which `tierml analyze` reads too) — and implements `export`. Defining the class in a
-module of this package is all it takes to add one: `target_class` finds it there.
+`tierml.model.runtimes`, which `tierml analyze` reads too) — and implements `export`, and `outputs` when what it
+writes does not compute what ONNX Runtime computes (so `tierml build` measures the quality those devices get).
+Defining the class in a module of this package is all it takes to add one: `target_class` finds it there.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,6 +22,7 @@ from pydantic import BaseModel
 
 from tierml.errors import TiermlError, did_you_mean
 from tierml.model.profile import ModelProfile
+from tierml.optimize.runtime_quality import RuntimeOutputs
 
 _DECLARED = ("tier", "supported_ops", "folded_ops", "alternatives")
 
@@ -73,7 +75,7 @@ def target_class(name: str) -> type[Target]:
     return known[name]
 
 
-def device_runtimes() -> dict[str, Callable[[onnx.ModelProto, np.ndarray, np.ndarray], np.ndarray | None]]:
+def device_runtimes() -> dict[str, RuntimeOutputs]:
     """Each target's `outputs`, by the device tier it serves: how `tierml build` measures the quality those devices
     get (`tierml.optimize.runtime_quality`)."""
     return {cls.tier: cls.outputs for cls in targets().values()}
