@@ -6,6 +6,7 @@ the Arm toolchain is absent (CI installs it: see .ci/run).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -20,14 +21,20 @@ from onnx import helper
 from tests.support.cli import run_tierml
 from tests.support.mcu_models import reference_models
 from tests.support.onnx_models import make_model
+from tierml.data.dataset import Dataset
 from tierml.errors import TiermlError
-from tierml.export.mcu import compile_mcu, qemu_run, verify
+from tierml.export.mcu import McuTarget, compile_mcu, qemu_run, verify
 from tierml.export.mcu_build import BOARDS, arm_toolchain_missing, build_arm, write_sources
 from tierml.export.mcu_graph import UnsupportedModel, lower
 from tierml.export.mcu_plan import plan_memory
 from tierml.export.mcu_quant import quantize_multiplier
 from tierml.export.mcu_tflite import quantize_input, run_tflm, to_tflite
+from tierml.export.target import Target, target_class, targets
 from tierml.model.profile import analyze
+from tierml.model.runtimes import MCU_INT8, OpTable
+from tierml.optimize.ladder import PORTABLE_INT8
+from tierml.optimize.passes import ModelState, Workspace
+from tierml.optimize.quantize import QuantizeStatic
 
 MODELS = {m.name: m for m in reference_models(["mlp", "ds_cnn", "kws", "digits", "vww", "op_zoo"], eval_count=12)}
 NO_ARM = arm_toolchain_missing()
@@ -111,6 +118,94 @@ def test_unsupported_op_is_named_with_an_alternative():
         lower(model, analyze(model, {"x": (1, 4, 6, 6)}))
 
 
+def _table_case(op: str):
+    """A small model exercising `op` ('domain:Op' for other domains): the op alone, or with what the MCU lowering
+    needs around it (a Conv to fuse an activation or fold a BatchNormalization into, a Gemm to read a flatten)."""
+    domain, _, op_type = op.rpartition(":")
+    rng = np.random.default_rng(0)
+    conv = {"w": rng.normal(size=(4, 4, 3, 3)).astype(np.float32)}
+    gemm = {"g": rng.normal(size=(3, 144)).astype(np.float32)}
+    int8 = {"s": np.array(0.05, np.float32), "z": np.array(0, np.int8)}
+
+    def node(inputs, output, **attrs):
+        return helper.make_node(op_type, inputs, [output], name="under_test", domain=domain, **attrs)
+
+    def then_conv(first, weights=None):
+        after = helper.make_node("Conv", [first.output[0], "w"], ["y"], pads=[1, 1, 1, 1])
+        return [first, after], conv | (weights or {})
+
+    cases = {
+        "Conv": ([node(["x", "w"], "y", pads=[1, 1, 1, 1])], conv),
+        "Gemm": ([node(["x", "g"], "y", transB=1)], {"g": rng.normal(size=(3, 8)).astype(np.float32)}, (1, 8)),
+        "MatMul": ([node(["x", "m"], "y")], {"m": rng.normal(size=(8, 3)).astype(np.float32)}, (1, 8)),
+        "Add": ([node(["x", "x"], "y")], {}),
+        "Relu": ([helper.make_node("Conv", ["x", "w"], ["c"]), node(["c"], "y")], conv),
+        "Clip": ([helper.make_node("Conv", ["x", "w"], ["c"]), node(["c", "lo", "hi"], "y")],
+                 conv | {"lo": np.array(0.0, np.float32), "hi": np.array(6.0, np.float32)}),
+        "MaxPool": ([node(["x"], "y", kernel_shape=[2, 2], strides=[2, 2])], {}),
+        "AveragePool": ([node(["x"], "y", kernel_shape=[2, 2], strides=[2, 2])], {}),
+        "GlobalAveragePool": ([node(["x"], "y")], {}),
+        "Reshape": ([node(["x", "shape"], "f"), helper.make_node("Gemm", ["f", "g"], ["y"], transB=1)],
+                    gemm | {"shape": np.array([1, -1], np.int64)}),
+        "Flatten": ([node(["x"], "f"), helper.make_node("Gemm", ["f", "g"], ["y"], transB=1)], gemm),
+        "Concat": ([node(["x", "x"], "y", axis=1)], {}),
+        "Softmax": ([node(["x"], "y", axis=-1)], {}, (1, 8)),
+        "BatchNormalization": ([helper.make_node("Conv", ["x", "w"], ["c"]), node(["c", "g1", "b0", "b0", "g1"], "y")],
+                               conv | {"g1": np.ones(4, np.float32), "b0": np.zeros(4, np.float32)}),
+        "Pad": then_conv(node(["x", "pads"], "p"), {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)}),
+        "Identity": then_conv(node(["x"], "i")),
+        "Dropout": then_conv(node(["x"], "i")),
+        "Squeeze": ([node(["x", "axes"], "y")], {"axes": np.array([2, 3], np.int64)}, (1, 4, 1, 1)),
+        "Unsqueeze": ([node(["x", "axes"], "u"), helper.make_node("Conv", ["u", "w1"], ["y"])],
+                      {"axes": np.array([2], np.int64), "w1": rng.normal(size=(4, 4, 1, 1)).astype(np.float32)},
+                      (1, 4, 6)),
+        "QuantizeLinear": ([node(["x", "s", "z"], "q"), helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"]),
+                            helper.make_node("Conv", ["d", "w"], ["y"])], conv | int8),
+        "DequantizeLinear": ([helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]), node(["q", "s", "z"], "d"),
+                              helper.make_node("Conv", ["d", "w"], ["y"])], conv | int8),
+        # outside the table
+        "Sigmoid": ([node(["x"], "y")], {}),
+        "Tanh": ([node(["x"], "y")], {}),
+        "Mul": ([node(["x", "x"], "y")], {}),
+        "Transpose": ([node(["x"], "y", perm=[0, 2, 3, 1])], {}),
+        "ConvTranspose": ([node(["x", "w"], "y")], conv),
+        "LeakyRelu": ([helper.make_node("Conv", ["x", "w"], ["c"]), node(["c"], "y")], conv),
+        "com.microsoft:Gelu": ([node(["x"], "y")], {}),
+    }
+    nodes, weights, *shape = cases[op if op in cases else op_type]
+    shape = shape[0] if shape else (1, 4, 6, 6)
+    model = make_model(nodes, {"x": shape}, ["y"], weights)
+    if domain:
+        model.opset_import.append(helper.make_opsetid(domain, 1))
+    return model, shape
+
+
+OUTSIDE_THE_TABLE = ["Sigmoid", "Tanh", "Mul", "Transpose", "ConvTranspose", "LeakyRelu", "com.microsoft:Gelu"]
+
+
+@pytest.mark.parametrize("op", sorted(MCU_INT8.supported | MCU_INT8.folded))
+def test_the_exporter_lowers_every_op_its_table_lists(op):
+    model, shape = _table_case(op)
+    profile = analyze(model, {"x": shape})
+    assert profile.tier("mcu").unsupported == []
+    assert lower(model, profile).layers
+
+
+@pytest.mark.parametrize("op", OUTSIDE_THE_TABLE)
+def test_the_exporter_refuses_every_op_its_table_does_not_list(op, monkeypatch):
+    assert op not in MCU_INT8.supported | MCU_INT8.folded
+    model, shape = _table_case(op)
+    with pytest.raises(UnsupportedModel, match=rf"'under_test' \({op.rpartition(':')[2]}\): .*not in the MCU int8"):
+        lower(model, analyze(model, {"x": shape}))
+    # with the table claiming the op, the lowering itself must still have no way to run it
+    claimed = dataclasses.replace(MCU_INT8, supported=MCU_INT8.supported | {op})
+    monkeypatch.setattr("tierml.model.support.MCU_INT8", claimed)
+    profile = analyze(model, {"x": shape})
+    assert profile.tier("mcu").unsupported == []
+    with pytest.raises(UnsupportedModel, match=r"'under_test' .* has no MCU lowering"):
+        lower(model, profile)
+
+
 def test_grouped_convolution_is_refused_by_name():
     model = _onnx([helper.make_node("Conv", ["x", "w"], ["y"], name="grouped", group=2)],
                   {"w": np.ones((4, 2, 3, 3), np.float32)})
@@ -125,6 +220,22 @@ def test_padding_tflite_cannot_express_is_refused_for_the_golden():
     c = compile_mcu(model, analyze(model, {"x": (1, 4, 6, 6)}), np.random.default_rng(0).normal(size=(8, 4, 6, 6)))
     with pytest.raises(TiermlError, match="neither TFLite SAME nor VALID"):
         to_tflite(c.quantized)
+
+
+def test_activations_the_qdq_quantizer_removed_are_still_applied(tmp_path):
+    """ONNX Runtime's QDQ quantizer drops a Relu whose output QuantizeLinear already clamps at 0 (zero point -128):
+    the C must clamp there too, not run the bare Conv."""
+    rng = np.random.default_rng(3)
+    model = _onnx([helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+                   helper.make_node("Relu", ["c"], ["y"])],
+                  {"w": rng.normal(size=(4, 4, 3, 3)).astype(np.float32), "b": rng.normal(size=4).astype(np.float32)})
+    calib = rng.normal(size=(16, 4, 6, 6)).astype(np.float32)
+    qdq = QuantizeStatic(PORTABLE_INT8).run(ModelState(model), Workspace(calibration=Dataset(calib, None, "c"))).proto
+    assert "Relu" not in {n.op_type for n in qdq.graph.node}  # else this test proves nothing
+    c = compile_mcu(qdq, analyze(qdq, {"x": (1, 4, 6, 6)}), calib)
+    assert c.quantized.output.zero_point == -128
+    v = verify(qdq, c, tmp_path, calib[:8])
+    assert v.host_bit_exact and v.float_max_abs_error <= 3 * float(c.quantized.output.scale)
 
 
 def test_cli_digits_fits_the_nano_33_ble_sense(tmp_path, digits_path):
@@ -191,6 +302,31 @@ def test_board_link_fails_when_the_arena_exceeds_its_ram(tmp_path):
 def test_cli_names_unknown_targets(tmp_path, digits_path):
     result = run_tierml("export", digits_path, "--target", "mpu", "--calib", tmp_path / "none.npz")
     assert result.returncode == 2 and "did you mean 'mcu'" in result.stderr
+
+
+def test_targets_register_themselves_with_the_ops_their_runtime_runs(monkeypatch):
+    assert target_class("mcu") is McuTarget and targets()["mcu"] is McuTarget
+    assert McuTarget.supported_ops == MCU_INT8.supported and McuTarget.folded_ops == MCU_INT8.folded
+    assert McuTarget.alternatives["Sigmoid"] == MCU_INT8.alternatives["Sigmoid"]
+    monkeypatch.setattr(Target, "registry", dict(Target.registry))
+    web = OpTable(runtime="onnxruntime-web (reduced op set)", supported=frozenset({"Conv", "Relu", "Gemm"}),
+                  alternatives={"Sigmoid": "use Relu"})
+
+    class WebTarget(Target):  # a next-wave target: defining it is all it takes
+        name = "web"
+        tier = "browser"
+        supported_ops = web.supported
+        folded_ops = web.folded
+        alternatives = web.alternatives
+
+        def export(self, model, profile, out_dir):
+            raise NotImplementedError
+
+    assert target_class("web") is WebTarget and set(targets()) == {"mcu", "web"}
+    with pytest.raises(TiermlError, match="unknown export target 'wbe'; did you mean 'web'"):
+        target_class("wbe")
+    with pytest.raises(TypeError, match=r"export target 'half' .* must declare tier, supported_ops"):
+        type("Half", (Target,), {"name": "half", "folded_ops": frozenset(), "alternatives": {}})
 
 
 @st.composite

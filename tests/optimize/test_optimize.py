@@ -26,6 +26,7 @@ from tierml.hardware.estimate import Estimate
 from tierml.model.tensors import TensorInfo
 from tierml.optimize.passes import ModelState, Workspace, parse_pass
 from tierml.optimize.quantize import QuantizeStatic
+from tierml.optimize.runtime_quality import measure_on_runtimes
 from tierml.optimize.simplify import Simplify
 from tierml.optimize.variant import DeviceFigures, Lineage, Metrics, Variant, write_variant
 from tierml.plan.variants import choose
@@ -204,6 +205,34 @@ def test_choice_reports_the_closest_miss_when_nothing_fits():
     assert "latency 900 ms vs SLO 200 ms" in rung.rejected["slow-int8"]
 
 
+def test_an_mcu_is_judged_by_the_quality_its_runtime_measured_not_onnx_runtime():
+    arduino, phone = (load_catalog([]).device(n) for n in ("arduino-nano-33-ble-sense", "iphone-15-pro"))
+    mcu_figures = _figures(arduino.name, 4_000, arduino.ram_bytes, 6, "int8")
+    variants = [_variant("int8-qdq", "int8", 0.99, figures=[_figures(phone.name, 4_000, phone.ram_bytes, 1, "int8"),
+                                                            mcu_figures]),
+                _variant("student-int8-qdq", "int8", 0.97, figures=[mcu_figures])]
+    calls = []
+
+    def c_runtime(model, calibration, x):  # the int8 C: worse on the first variant, refuses the second
+        calls.append(model.graph.name)
+        if len(calls) == 2:
+            raise TiermlError("node 'gate' (Sigmoid): Sigmoid is not in the MCU int8 op set")
+        return np.eye(2)[[1, 1, 1, 0]]
+
+    eval_set = Dataset(np.zeros((4, 2), np.float32), np.array([0, 0, 1, 0]), "eval")
+    models = [helper.make_model(helper.make_graph([], name, [], [])) for name in ("a", "b")]
+    measured, notes = measure_on_runtimes(variants, models, [phone, arduino], {"mcu": c_runtime}, eval_set, eval_set,
+                                          np.eye(2)[[0, 0, 1, 0]])
+    assert calls == ["a", "b"] and "arduino-nano-33-ble-sense" in notes[0]
+    assert measured[0].quality_on(arduino.name).value == 0.5 and measured[0].quality_on(phone.name).value == 0.99
+    assert measured[0].metrics.quality.value == 0.99  # the variant's own (ONNX Runtime) figure stays as measured
+    rung = choose(arduino, measured, floor=0.95, slo=LatencySLO(p99_ms=100))
+    assert rung.variant is None
+    assert "quality 0.5000 vs floor 0.9500" in rung.rejected["int8-qdq"]
+    assert rung.rejected["student-int8-qdq"].startswith("the mcu runtime cannot run it: node 'gate' (Sigmoid)")
+    assert choose(phone, measured, floor=0.95, slo=LatencySLO(p99_ms=100)).variant == "int8-qdq"
+
+
 # ------------------------------------------------------------------------------------------- CLI
 def test_cli_optimize_writes_a_measured_variant_with_lineage(tmp_path, cal_file):
     out = tmp_path / "repo"
@@ -331,6 +360,39 @@ def test_build_digits_ladder_one_variant_per_tier(tmp_path, cal_file):
         assert [i.name for i in model.graph.input] == ["input"] and [o.name for o in model.graph.output] == ["logits"]
     html = report.read_text()
     assert html.count("<svg") >= 2 and "Pareto" in html
+
+
+def test_the_mcu_rung_records_the_accuracy_of_the_exported_int8_model(tmp_path, cal_file):
+    """The quality `build` records for an MCU is what the generated C computes: here checked against the exported
+    model's int8 graph run in the TFLite Micro interpreter (the C's golden reference) on the same eval set."""
+    from tierml.export.mcu import compile_mcu
+    from tierml.export.mcu_tflite import quantize_input, run_tflm, to_tflite
+    from tierml.model.profile import analyze
+
+    spec_path = _quick_spec(tmp_path, targets=["arduino-nano-33-ble-sense"])
+    spec = yaml.safe_load(spec_path.read_text())
+    del spec["model"]["torch"], spec["model"]["weights"]  # fp32 and int8-qdq only: quick
+    spec["requirements"]["min_accuracy"] = 0.5
+    spec_path.write_text(yaml.safe_dump(spec))
+    clean = digits_data("eval")  # noisy digits: near the class boundaries, where the two int8 arithmetics part
+    noisy = Dataset((clean.x + 0.5 * np.random.default_rng(0).standard_normal(clean.x.shape)).astype(np.float32),
+                    clean.y, "noisy eval")
+    np.savez(spec_path.parent / "data" / "eval.npz", x=noisy.x, y=noisy.y)
+    out = tmp_path / "repo"
+    result = run_tierml("build", spec_path, "--out", out, "--calibration", cal_file, "--json")
+    assert result.returncode == 0, result.stderr
+    ladder = json.loads(result.stdout)
+    (rung,) = ladder["rungs"]
+    recorded = next(m for m in rung["margins"] if m["what"] == "quality")
+
+    model = onnx.load(out / rung["variant"] / "1" / "model.onnx")
+    exported = compile_mcu(model, analyze(model, {"input": (1, 1, 8, 8)}), digits_data("calib").x).quantized
+    golden = run_tflm(to_tflite(exported), quantize_input(exported, noisy.x)).outputs
+    accuracy = float((exported.output.dequantize(golden).argmax(axis=1) == noisy.y).mean())
+    assert recorded["unit"] == "accuracy" and recorded["need"] == accuracy
+    onnx_runtime = next(v for v in ladder["variants"] if v["name"] == rung["variant"])["metrics"]["quality"]["value"]
+    assert onnx_runtime != accuracy  # else this data could not tell the two measurements apart
+    assert any(n.startswith("mcu devices (arduino-nano-33-ble-sense): quality measured") for n in ladder["notes"])
 
 
 # ------------------------------------------------------------------------------------------- review fixes

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -29,7 +30,9 @@ from tierml.export.mcu_tflite import quantize_input, run_tflm, to_tflite
 from tierml.export.target import Target
 from tierml.hardware.catalog import Catalog, Device
 from tierml.model.profile import ModelProfile
+from tierml.model.runtimes import MCU_INT8
 from tierml.model.session import make_session
+from tierml.optimize.evaluate import profile_at_batch_one
 
 CODE_PER_KERNEL_ESTIMATE = 700  # bytes of Thumb-2 code per kernel file at -O2 (measured range 300-1,200)
 STACK_ESTIMATE = 1024  # bytes, when no Arm compiler is here to measure -fstack-usage
@@ -229,11 +232,29 @@ class McuTarget(Target):
     compiled: Compiled | None = None  # set by export, for verify
 
     name: ClassVar[str] = "mcu"
+    tier: ClassVar[str] = "mcu"
+    supported_ops: ClassVar[frozenset[str]] = MCU_INT8.supported
+    folded_ops: ClassVar[frozenset[str]] = MCU_INT8.folded
+    alternatives: ClassVar[Mapping[str, str]] = MCU_INT8.alternatives
 
     def export(self, model: onnx.ModelProto, profile: ModelProfile, out_dir: Path) -> McuExport:
         result, self.compiled = export_mcu(model, profile, self.calib, out_dir, self.catalog, self.devices,
                                            self.in_place)
         return result
+
+    @classmethod
+    def outputs(cls, model: onnx.ModelProto, calibration: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """The int8 C's outputs for `x`, dequantized: `model` exported as `tierml export --target mcu --calib` would
+        with these calibration inputs, built for this host and run. The host build computes what the MCU does
+        (the tests hold it, both Cortex-M builds and TFLite Micro bit-exact with each other), and unlike TFLM it
+        runs every layer the exporter writes (TFLite cannot express asymmetric ONNX pads)."""
+        compiled = compile_mcu(model, profile_at_batch_one(model, x.shape[1:]), calibration)
+        g, q = compiled.graph, compiled.quantized
+        with tempfile.TemporaryDirectory(prefix="tierml-mcu-") as tmp:
+            folder = Path(tmp)
+            build.write_sources(folder, compiled.source.model_c, compiled.source.model_h)
+            rows = build.run_host(build.build_host(folder), quantize_input(q, x), g.size(g.output))
+        return g.onnx_layout(q.output.dequantize(rows))
 
 
 def _float_outputs(model: onnx.ModelProto, graph: Graph, inputs: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from onnx import numpy_helper
 
 from tierml.errors import TiermlError
 from tierml.model.profile import ModelProfile, NodeProfile, node_names
+from tierml.model.runtimes import MCU_INT8
 from tierml.model.support import Unsupported
 
 # Fused activations TFLite can express, by the clamp range they apply to real values.
@@ -77,6 +78,9 @@ class Graph:
     onnx_input_shape: tuple[int, ...]
     onnx_output_shape: tuple[int, ...]
     macs: dict[str, int] = field(default_factory=dict)  # per layer output
+    # Real range a QuantizeLinear clamps an activation to. ONNX Runtime's QDQ quantizer removes a Relu or Clip
+    # whose work that clamp does (zero point at the int8 minimum), so the range is part of what the model computes.
+    clamps: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def total_macs(self) -> int:
@@ -88,6 +92,16 @@ class Graph:
     def channels_last(self, x: np.ndarray) -> np.ndarray:
         """ONNX-layout data (batch first) to this graph's layout for the input."""
         return _to_channels_last(x)
+
+    def onnx_layout(self, rows: np.ndarray) -> np.ndarray:
+        """Output rows (channels-last, flattened, one per input) in the ONNX layout of the model's output."""
+        shape = self.onnx_output_shape
+        y = rows.reshape(len(rows), *ir_shape(shape)[1:])
+        if len(shape) == 4:
+            y = y.transpose(0, 3, 1, 2)
+        elif len(shape) == 3:
+            y = y[:, 0].transpose(0, 2, 1)
+        return y.reshape(len(rows), *shape[1:])
 
 
 def ir_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -127,9 +141,7 @@ def describe_unsupported(unsupported: list[Unsupported]) -> str:
     """One message naming every node the MCU op set cannot run and what to use instead."""
     parts = [f"'{u.node}' ({u.op_type}): {u.reason}" + (f" — {u.suggestion}" if u.suggestion else "")
              for u in unsupported]
-    return (f"the MCU target cannot run {len(unsupported)} node(s): " + "; ".join(parts)
-            + ". Supported: Conv, depthwise Conv, Gemm/MatMul, Add, Relu/Relu6/Clip, MaxPool/AveragePool/"
-            "GlobalAveragePool, Reshape/Flatten, Concat, Softmax (BatchNormalization, Identity, Dropout fold away)")
+    return f"the MCU target cannot run {len(unsupported)} node(s): {'; '.join(parts)}. Supported: {MCU_INT8.summary}"
 
 
 def constant_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
@@ -167,6 +179,7 @@ class _Lowering:
         self.profiles = {p.name: p for p in profile.nodes}
         self.consts = constant_values(model.graph)
         self.alias: dict[str, str] = {}
+        self.clamps: dict[str, tuple[float, float]] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.onnx_shapes: dict[str, tuple[int, ...]] = {}
         self.layers: list[Layer] = []
@@ -199,15 +212,31 @@ class _Lowering:
                 continue
             if node.op_type in _VIEWS:
                 self.alias[node.output[0]] = self._resolve(node.input[0])
+                if node.op_type == "QuantizeLinear":
+                    self._clamp(node)
             elif node.op_type in _RESHAPES:
                 self._reshape(name, node, info)
             elif node.op_type in handlers:
                 handlers[node.op_type](name, node, info)
-            else:  # support.py and this table disagree: a bug, but say which node
+            else:  # the op table (tierml.model.runtimes.MCU_INT8) lists an op this lowering lacks: a bug
                 raise UnsupportedModel(f"node '{name}' ({node.op_type}) has no MCU lowering")
         return self._finish()
 
     # ---------------------------------------------------------------- helpers
+    def _clamp(self, node: onnx.NodeProto) -> None:
+        """Record the real range this QuantizeLinear clamps its activation input to (narrowing an earlier one)."""
+        tensor = self._resolve(node.input[0])
+        scale = self.consts.get(node.input[1])
+        if tensor not in self.shapes or scale is None:
+            return
+        zero = self.consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        info = np.iinfo(zero.dtype if zero is not None else np.uint8)  # no zero point: uint8, zero point 0
+        zero_point = zero.astype(np.float64) if zero is not None else 0.0
+        low = float(np.min((info.min - zero_point) * scale.astype(np.float64)))
+        high = float(np.max((info.max - zero_point) * scale.astype(np.float64)))
+        old_low, old_high = self.clamps.get(tensor, (low, high))
+        self.clamps[tensor] = (max(low, old_low), min(high, old_high))
+
     def _resolve(self, name: str) -> str:
         while name in self.alias:
             name = self.alias[name]
@@ -470,7 +499,8 @@ class _Lowering:
         if output not in self.shapes:
             raise UnsupportedModel(f"the model output '{self.graph.output[0].name}' is not computed by a layer")
         return Graph(self.layers, self.shapes, self.profile.inputs[0].name, output,
-                     tuple(self.profile.inputs[0].shape), self.onnx_shapes[output], dict(self.macs_by_output))
+                     tuple(self.profile.inputs[0].shape), self.onnx_shapes[output], dict(self.macs_by_output),
+                     {t: r for t, r in self.clamps.items() if t in self.shapes})
 
 
 def _window(info: NodeProfile, kernel: tuple[int, int], extra: tuple[int, int, int, int]) -> Window:

@@ -133,7 +133,8 @@ def activation_range(activation: str, out: QParams) -> tuple[int, int]:
 
 def calibration_ranges(model: onnx.ModelProto, graph: Graph,
                        batches: Iterable[np.ndarray]) -> dict[str, tuple[float, float]]:
-    """Min and max of every graph tensor over the calibration inputs (ONNX Runtime, fp32)."""
+    """Min and max of every graph tensor over the calibration inputs (ONNX Runtime, fp32), within the range a
+    QuantizeLinear of a QDQ model clamps it to: the int8 output then saturates where that clamp does."""
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     present = {o.name for o in probe.graph.output}
@@ -155,6 +156,9 @@ def calibration_ranges(model: onnx.ModelProto, graph: Graph,
             ranges[name] = (min(old[0], low), max(old[1], high))
     if not seen:
         raise TiermlError("quantization needs calibration data: give --calib data.npz (an array of model inputs)")
+    for name, (low, high) in graph.clamps.items():  # what a QDQ model's QuantizeLinear lets through, so does the C
+        seen_low, seen_high = ranges[name]
+        ranges[name] = (min(max(seen_low, low), high), max(min(seen_high, high), low))
     return ranges
 
 

@@ -17,34 +17,8 @@ from pathlib import Path
 import onnx
 from pydantic import BaseModel
 
+from tierml.model.runtimes import MCU_INT8, op_key
 from tierml.model.tensors import TensorInfo
-
-# The int8 op subset of the MCU tier (tierml export --target mcu).
-MCU_OPS = frozenset({
-    "Conv", "Gemm", "MatMul", "Add", "Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool",
-    "Reshape", "Flatten", "Concat", "Softmax",
-})
-# Ops an MCU export folds away: into the previous layer's weights, into the int8 boundary, into a view,
-# or (zero Pad) into the next Conv's padding.
-MCU_FOLDED = frozenset({
-    "BatchNormalization", "Pad", "Identity", "Dropout", "Squeeze", "Unsqueeze", "QuantizeLinear", "DequantizeLinear",
-})
-_MCU_ALTERNATIVES = {
-    "Sigmoid": "use Relu or Relu6 (Clip 0..6) activations",
-    "HardSigmoid": "use Relu6 (Clip 0..6)",
-    "HardSwish": "use Relu6 (Clip 0..6)",
-    "Tanh": "use Relu6 (Clip 0..6)",
-    "Mul": "fold constant scales into the previous Conv/Gemm, or drop the gating branch",
-    "Div": "fold constant scales into the previous Conv/Gemm",
-    "Sub": "fold constant offsets into the previous layer's bias",
-    "LayerNormalization": "use BatchNormalization (folds into the previous Conv)",
-    "Transpose": "keep the layout fixed (channels-last) instead of transposing",
-    "Resize": "use a strided ConvTranspose-free design or nearest-neighbour via Concat",
-    "ConvTranspose": "use Conv after a nearest-neighbour upsample, or remove the decoder",
-    "LSTM": "use a 1-D Conv stack (temporal convolution) instead of a recurrent cell",
-    "GRU": "use a 1-D Conv stack (temporal convolution) instead of a recurrent cell",
-    "ReduceMean": "use GlobalAveragePool",
-}
 
 
 class Unsupported(BaseModel):
@@ -119,9 +93,9 @@ def _ort_reason(node: onnx.NodeProto, opsets: Mapping[str, int]) -> str | None:
 
 def _mcu_reason(node: onnx.NodeProto, tensors: Mapping[str, TensorInfo], constants: set[str]) -> str | None:
     op = node.op_type
-    if op in MCU_FOLDED:
+    if op_key(node) in MCU_INT8.folded:
         return None
-    if op not in MCU_OPS or node.domain not in ("", "ai.onnx"):
+    if op_key(node) not in MCU_INT8.supported:
         return f"{op} is not in the MCU int8 op set"
     weight = tensors.get(node.input[1]) if len(node.input) > 1 else None
     if op == "Conv":
@@ -151,7 +125,7 @@ def check_support(
     ]
     mcu_bad = [
         Unsupported(node=name, op_type=node.op_type, reason=reason,
-                    suggestion=_MCU_ALTERNATIVES.get(node.op_type, ""))
+                    suggestion=MCU_INT8.alternatives.get(op_key(node), ""))
         for name, node in live
         if (reason := _mcu_reason(node, tensors, constants))
     ]
@@ -166,5 +140,5 @@ def check_support(
         TierSupport(tier="mobile", runtime="onnxruntime mobile (CPU; NNAPI/CoreML where covered)",
                     nodes=n, unsupported=ort_bad, accelerator_coverage=coverage),
         TierSupport(tier="browser", runtime="onnxruntime-web (WASM)", nodes=n, unsupported=ort_bad),
-        TierSupport(tier="mcu", runtime="tierml int8 C kernels", nodes=n, unsupported=mcu_bad),
+        TierSupport(tier="mcu", runtime=MCU_INT8.runtime, nodes=n, unsupported=mcu_bad),
     ]

@@ -5,7 +5,8 @@
    the form ARM/NPU runtimes and the microcontroller exporter consume); a structurally pruned and
    fine-tuned network and its int8 form; a distilled student from a small search, and its int8 form.
 2. Every variant is measured: quality on the eval set, size, MACs, peak memory, host latency, and
-   estimated latency/energy/fit on each target device.
+   estimated latency/energy/fit on each target device. On a device whose runtime does not compute what ONNX
+   Runtime does (an MCU runs int8 C), the quality is measured on that runtime's arithmetic (`runtime_quality`).
 3. Each target device gets the most accurate variant it can run (its native precisions; int8 on an x86
    CPU only when measured faster than fp32 on this x86 host) that fits its RAM and storage, meets the
    latency SLO and the accuracy floor; among variants within half a point of the best, the fastest on
@@ -17,7 +18,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from tierml.optimize.fp16 import Fp16
 from tierml.optimize.passes import ModelState, Pass, Workspace
 from tierml.optimize.prune import StructuredPrune
 from tierml.optimize.quantize import QuantizeStatic
+from tierml.optimize.runtime_quality import RuntimeOutputs, measure_on_runtimes
 from tierml.optimize.search import StudentSearch
 from tierml.optimize.simplify import Simplify
 from tierml.optimize.twin import load_twin
@@ -188,8 +190,10 @@ class Measured:
 
 
 def measure_variants(loaded: LoadedSpec, targets: list[Device], catalog: Catalog, estimator: LatencyEstimator,
-                     threads: int = 1, progress: Progress | None = None) -> Measured:
-    """Make every variant worth making for the targets and measure each one."""
+                     threads: int = 1, progress: Progress | None = None,
+                     runtimes: Mapping[str, RuntimeOutputs] | None = None) -> Measured:
+    """Make every variant worth making for the targets and measure each one; `runtimes` (by device tier) measure
+    quality where ONNX Runtime's does not hold (`tierml.export.target.device_runtimes()`: the MCU's int8 C)."""
     progress = progress or (lambda stage, done, total: None)
     spec = loaded.spec
     inputs = load_sources(loaded)
@@ -211,6 +215,9 @@ def measure_variants(loaded: LoadedSpec, targets: list[Device], catalog: Catalog
                            targets, estimator, state.precision)
         latencies[name] = metrics.host_latency
         variants.append(_variant(spec.name, name, state, metrics, inputs))
+    variants, measured = measure_on_runtimes(variants, [s.proto for s in states.values()], targets, runtimes or {},
+                                             inputs.calibration, inputs.eval, reference)
+    notes += measured
     quality = variants[0].metrics.quality
     assert quality is not None
     if floor_given is not None and quality.metric != "accuracy":

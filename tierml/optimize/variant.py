@@ -20,7 +20,9 @@ LINEAGE_FILE = "lineage.json"
 
 
 class DeviceFigures(BaseModel):
-    """A variant on one target device: estimated latency and energy, and whether it fits."""
+    """A variant on one target device: estimated latency and energy, whether it fits, and — on a device whose
+    runtime does not compute what ONNX Runtime does (the MCU's int8 C) — the quality measured on that runtime's
+    arithmetic, or why that runtime cannot run the variant."""
 
     device: str
     precision: str
@@ -31,6 +33,8 @@ class DeviceFigures(BaseModel):
     ram_have_bytes: float
     storage_need_bytes: int | None
     storage_have_bytes: float | None
+    quality: Quality | None = None  # None: the variant's (ONNX Runtime) quality holds on this device
+    refused: str = ""  # why the device's runtime cannot run the variant
 
 
 class Metrics(BaseModel):
@@ -59,6 +63,11 @@ class Variant(BaseModel):
     lineage: Lineage
     metrics: Metrics
     path: str | None = None  # the folder it was written to
+
+    def quality_on(self, device: str) -> Quality | None:
+        """The quality of what `device` runs: its own runtime's measurement when there is one, else ONNX Runtime's."""
+        figures = next((f for f in self.metrics.devices if f.device == device), None)
+        return figures.quality if figures is not None and figures.quality is not None else self.metrics.quality
 
 
 def write_variant(variant: Variant, model: onnx.ModelProto, repo: Path) -> Variant:

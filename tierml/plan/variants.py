@@ -100,7 +100,7 @@ def margins(variant: Variant, figures: DeviceFigures, floor: float, slo: Latency
                             unit="B"))
     if slo is not None:
         found.append(Margin(what="latency", need=figures.latency.value, limit=slo.budget_ms, unit="ms"))
-    quality = variant.metrics.quality
+    quality = variant.quality_on(figures.device)
     if quality is not None:
         found.append(Margin(what="quality", need=quality.value, limit=floor, unit=quality.metric,
                             higher_is_better=True))
@@ -114,9 +114,7 @@ def choose(device: Device, variants: list[Variant], floor: float, slo: LatencySL
     misses: list[tuple[float, str]] = []
     for variant in variants:
         figures = next((f for f in variant.metrics.devices if f.device == device.name), None)
-        why = _runs_natively(variant, device)
-        if figures is None:
-            why = why or "no estimate for this device"
+        why = _runs_natively(variant, device) or (figures.refused if figures else "no estimate for this device")
         if why:
             rejected[variant.name] = why
             continue
@@ -133,18 +131,19 @@ def choose(device: Device, variants: list[Variant], floor: float, slo: LatencySL
         reason = ("no variant fits: closest miss " + closest) if closest else "no variant runs on this device"
         return Rung(device=device.name, tier=device.tier, variant=None, reason=reason, rejected=rejected,
                     closest_miss=closest)
-    best_quality = max(_quality(v) for v, _, _ in fitting)
-    near = [item for item in fitting if _quality(item[0]) >= best_quality - NEAR_BEST]
+    best_quality = max(_quality(v, device.name) for v, _, _ in fitting)
+    near = [item for item in fitting if _quality(item[0], device.name) >= best_quality - NEAR_BEST]
     variant, figures, checks = min(near, key=lambda item: (item[1].latency.value, item[0].metrics.size_bytes))
-    reason = (f"most accurate within budget ({_quality(variant):.4f}); fastest on {device.name} of the "
+    reason = (f"most accurate within budget ({_quality(variant, device.name):.4f}); fastest on {device.name} of the "
               f"{len(near)} within {NEAR_BEST * 100:g} pt of the best")
     return Rung(device=device.name, tier=device.tier, variant=variant.name, precision=figures.precision,
                 latency_ms=figures.latency.value, latency_method=figures.latency.method, margins=checks,
                 reason=reason, rejected=rejected)
 
 
-def _quality(variant: Variant) -> float:
-    return variant.metrics.quality.value if variant.metrics.quality else 0.0
+def _quality(variant: Variant, device: str) -> float:
+    quality = variant.quality_on(device)
+    return quality.value if quality else 0.0
 
 
 def choose_all(devices: list[Device], variants: list[Variant], floor: float, slo: LatencySLO | None) -> list[Rung]:

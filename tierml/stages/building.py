@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tierml.errors import TiermlError, did_you_mean
+from tierml.export.target import device_runtimes
 from tierml.hardware.calibrate import Calibration
 from tierml.hardware.catalog import Catalog, Device
 from tierml.hardware.roofline import RooflineEstimator
@@ -35,7 +36,8 @@ def build(spec: str | Path | LoadedSpec, out: str | Path = "build", targets: Seq
     cal = host_calibration(calibration, threads, progress, notice)
     catalog = catalog_with_host(cal, [*loaded.catalog_files(), *catalogs])
     devices = targets_of(loaded, catalog, list(targets))
-    measured = measure_variants(loaded, devices, catalog, RooflineEstimator(cal), threads, progress)
+    measured = measure_variants(loaded, devices, catalog, RooflineEstimator(cal), threads, progress,
+                                device_runtimes())
     rungs = choose_all(devices, measured.variants, measured.quality_floor, loaded.spec.requirements.latency)
     ladder = Ladder(app=loaded.spec.name, spec=str(loaded.base), out=str(out), host=cal.host.cpu, threads=threads,
                     quality_floor=measured.quality_floor, quality_metric=measured.quality_metric,

@@ -107,7 +107,7 @@ def ladder_variants(context: Context, path: Path) -> dict[str, MeasuredVariant]:
             raise TiermlError(f"{model} is not the file ladder '{path}' measured (sha256 differs); run tierml build "
                               "again")
         profile: ModelProfile = analyze(load_model(str(model)).proto, shapes, source=str(model))
-        quality = variant.metrics.quality
+        quality = variant.quality_on(rung.device)  # an MCU's is its int8 C's, not ONNX Runtime's
         found[rung.device] = MeasuredVariant(
             name=variant.name, profile=profile, precision="int8" if variant.precision in ("int8", "mixed") else "fp32",
             quality=quality.value if quality else None, metric=quality.metric if quality else "")
