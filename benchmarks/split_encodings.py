@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tests.support.pretrained import fetch
 from tierml.hybrid import encoding as enc
-from tierml.model.partition import build, run_split
+from tierml.model.partition import partition_graph, run_split
 from tierml.model.session import make_session
 from tierml.serve.client import encode_request
 
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--cuts", type=int, default=8)
     args = parser.parse_args()
     model = onnx.load(fetch("ppocr-cls"))
-    graph = build(model, {None: (1, 3, 48, 192)})
+    graph = partition_graph(model, {None: (1, 3, 48, 192)})
     images, labels = text_lines(args.samples)
     full = make_session(model)
     reference = np.concatenate([full.run(None, {"x": x[None]})[0] for x in images])

@@ -37,7 +37,7 @@ def test_fp16_and_lz4_round_trips():
 
 @pytest.mark.parametrize("precision", ["fp16", "int8", "int8c"])
 def test_the_decoding_tail_matches_numpy_decode(precision):
-    graph = partition.build(residual_model())
+    graph = partition.partition_graph(residual_model())
     cut = graph.prefixes()[3]  # after conv2: r1 and c2 cross
     feeds = dummy_inputs(graph.inputs)
     head = make_session(graph.head_model(cut))

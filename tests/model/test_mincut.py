@@ -40,7 +40,7 @@ def costs(graph: partition.PartitionGraph, seed: int) -> tuple[list[float], list
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 50)), min_size=2, max_size=9), st.integers(0, 10**6))
 def test_min_cut_is_the_best_downset(reads, seed):
-    graph = partition.build(random_dag(reads))
+    graph = partition.partition_graph(random_dag(reads))
     device, server, tensor = costs(graph, seed)
     output = {"y": 0.7}
     cuts, exhaustive = graph.cuts()
@@ -51,7 +51,7 @@ def test_min_cut_is_the_best_downset(reads, seed):
 
 
 def test_a_tensor_read_twice_is_paid_once():
-    graph = partition.build(residual_model())
+    graph = partition.partition_graph(residual_model())
     n = len(graph.names)
     index = {name: i for i, name in enumerate(graph.names)}
     # conv2 and proj both read r1: a cut right after relu1 sends r1 once
@@ -64,7 +64,7 @@ def test_a_tensor_read_twice_is_paid_once():
 
 
 def test_three_tiers_match_brute_force_over_prefix_pairs():
-    graph = partition.build(residual_model())
+    graph = partition.partition_graph(residual_model())
     rng = np.random.default_rng(3)
     n = len(graph.names)
     tiers = [list(rng.uniform(1, 5, n)), list(rng.uniform(0.3, 2, n)), list(rng.uniform(0.05, 0.5, n))]

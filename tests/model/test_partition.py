@@ -31,7 +31,7 @@ def if_model() -> onnx.ModelProto:
 
 
 def test_crossing_sets_of_a_residual_block():
-    graph = partition.build(residual_model())
+    graph = partition.partition_graph(residual_model())
     index = {name: i for i, name in enumerate(graph.names)}
     assert graph.cut({index["conv1"], index["relu1"]}).tensors == ("r1",)
     inside = graph.cut({index[n] for n in ("conv1", "relu1", "conv2", "relu2")})
@@ -42,7 +42,7 @@ def test_crossing_sets_of_a_residual_block():
 
 def test_every_downset_of_a_residual_block_is_found_and_runs():
     model = residual_model()
-    graph = partition.build(model)
+    graph = partition.partition_graph(model)
     cuts, exhaustive = graph.cuts()
     # 3 main-branch nodes x 1 projection inside the block: 4 x 2 head states there, 3 more than the prefixes
     assert exhaustive and len(cuts) == len(graph.names) + 1 + 3 == 15
@@ -53,7 +53,7 @@ def test_every_downset_of_a_residual_block_is_found_and_runs():
 
 
 def test_a_head_that_skips_a_producer_is_rejected():
-    graph = partition.build(residual_model())
+    graph = partition.partition_graph(residual_model())
     index = {name: i for i, name in enumerate(graph.names)}
     with pytest.raises(TiermlError, match="reads the output of tail node 'conv1'"):
         graph.cut({index["relu1"]})
@@ -61,7 +61,7 @@ def test_a_head_that_skips_a_producer_is_rejected():
 
 def test_outer_scope_reads_of_an_if_body_cross_the_cut():
     model = if_model()
-    graph = partition.build(model)
+    graph = partition.partition_graph(model)
     index = {name: i for i, name in enumerate(graph.names)}
     cut = graph.cut({index["sig"], index["sum"], index["gt"]})
     assert cut.tensors == ("cond", "h")  # h is read only inside the branches
@@ -71,7 +71,7 @@ def test_outer_scope_reads_of_an_if_body_cross_the_cut():
 
 
 def test_random_topological_orders_reach_other_downsets():
-    graph = partition.build(residual_model())
+    graph = partition.partition_graph(residual_model())
     every = {c.head for c in graph.cuts()[0]}
     reached = {c.head for seed in range(20) for c in graph.prefixes(graph.random_order(seed))}
     assert reached <= every and len(reached) > len(graph.prefixes())
@@ -83,7 +83,7 @@ def test_shape_chains_fold_away_and_do_not_cross():
         helper.make_node("Shape", ["r"], ["shape"], name="shape"),
         helper.make_node("Reshape", ["r", "shape"], ["y"], name="reshape"),
     ]
-    graph = partition.build(make_model(nodes, {"x": ("n", 4)}, ["y"]), {None: (2, 4)})
+    graph = partition.partition_graph(make_model(nodes, {"x": ("n", 4)}, ["y"]), {None: (2, 4)})
     assert graph.names == ["relu", "reshape"]
     assert [c.tensors for c in graph.prefixes()] == [("x",), ("r",), ()]
 
@@ -100,7 +100,7 @@ EVERY_CUT = {"ppocr-cls", "ppocr-rec", "opennsfw"}
 @pytest.mark.parametrize("key", list(SHAPES))
 def test_every_cut_of_a_real_pretrained_model_matches_the_full_model(key):
     model = onnx.load(fetch(key))
-    graph = partition.build(model, {None: SHAPES[key]})
+    graph = partition.partition_graph(model, {None: SHAPES[key]})
     cuts, exhaustive = graph.cuts(limit=3000)
     assert exhaustive == (key in EVERY_CUT), f"{MODELS[key].title}: {len(cuts)} cuts enumerated"
     if not exhaustive:  # every prefix of the model's order and of 3 random topological orders

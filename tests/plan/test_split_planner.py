@@ -64,7 +64,7 @@ def test_the_planner_picks_the_chain_scans_cut_on_a_chain(device, server, mbps, 
                                                                             max_size=11), st.floats(0.01, 50.0))
 def test_the_profile_and_partition_views_find_the_same_min_cut(device, server, mbps):
     model = residual_model()
-    profile, graph = analyze(model), partition.build(model)
+    profile, graph = analyze(model), partition.partition_graph(model)
     assert [n.name for n in profile.nodes] == graph.names
     network = LinkState(mbps, mbps, 30.0).time_ms
     exact = split.exact_cost(profile, breakdown(profile, device), breakdown(profile, server), 1.0,

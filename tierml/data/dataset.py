@@ -85,3 +85,18 @@ def _class_indices(y: np.ndarray, name: str, role: str) -> np.ndarray:
         raise TiermlError(f"{role} set '{name}': y must hold one class index per sample ([n] integers, or one-hot "
                           f"rows [n, classes]); got shape {y.shape}, dtype {y.dtype}")
     return y.astype(np.int64)
+
+
+def load_samples(path: Path) -> np.ndarray:
+    """Unlabelled model inputs from .npy or .npz (the array named x, or the only array), batch first, float32
+    (what `tierml export` calibrates and verifies on)."""
+    try:
+        data = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise TiermlError(f"cannot read inputs from {path}: {exc}") from exc
+    if isinstance(data, np.lib.npyio.NpzFile):
+        keys = list(data.keys())
+        if "x" not in keys and len(keys) != 1:
+            raise TiermlError(f"{path} holds arrays {keys}; name the model inputs 'x'")
+        data = data["x" if "x" in keys else keys[0]]
+    return np.asarray(data, np.float32)

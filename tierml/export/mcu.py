@@ -38,7 +38,7 @@ CODE_PER_KERNEL_ESTIMATE = 700  # bytes of Thumb-2 code per kernel file at -O2 (
 STACK_ESTIMATE = 1024  # bytes, when no Arm compiler is here to measure -fstack-usage
 
 
-class Fit(BaseModel):
+class McuFit(BaseModel):
     """The export against one MCU's flash and RAM."""
 
     device: str
@@ -107,7 +107,7 @@ class McuExport(BaseModel):
     input_zero_point: int
     output_scale: float
     output_zero_point: int
-    fits: list[Fit]
+    fits: list[McuFit]
     verification: Verification | None = None
 
 
@@ -155,7 +155,7 @@ def _measure_flash_and_stack(folder: Path, compiled: Compiled) -> tuple[int, int
             sum(frames), "upper bound: sum of every function's -fstack-usage frame")
 
 
-def fit_devices(flash: int, ram: int, devices: list[Device]) -> list[Fit]:
+def fit_devices(flash: int, ram: int, devices: list[Device]) -> list[McuFit]:
     """Margins against each device's flash and RAM; the binding budget when it does not fit."""
     fits = []
     for d in devices:
@@ -163,7 +163,7 @@ def fit_devices(flash: int, ram: int, devices: list[Device]) -> list[Fit]:
         ram_budget = int(d.ram_bytes)
         flash_margin, ram_margin = flash_budget - flash, ram_budget - ram
         binding = "flash" if flash_margin < 0 else "ram" if ram_margin < 0 else ""
-        fits.append(Fit(device=d.name, title=d.title, flash_budget_bytes=flash_budget, ram_budget_bytes=ram_budget,
+        fits.append(McuFit(device=d.name, title=d.title, flash_budget_bytes=flash_budget, ram_budget_bytes=ram_budget,
                         flash_margin_bytes=flash_margin, ram_margin_bytes=ram_margin, fits=not binding,
                         binding=binding))
     return fits
@@ -176,7 +176,7 @@ def mcu_devices(catalog: Catalog, names: list[str] | None) -> list[Device]:
     return [d for d in catalog.devices.values() if d.tier == "mcu"]
 
 
-def refusal(result: McuExport, fits: list[Fit]) -> str:
+def refusal(result: McuExport, fits: list[McuFit]) -> str:
     """Why the export is refused, with the numbers, when no requested device can hold it."""
     parts = []
     for f in fits:
@@ -321,16 +321,3 @@ def _tflm_version() -> str:
     except Exception:  # the version is only a label
         return "?"
 
-
-def load_inputs(path: Path) -> np.ndarray:
-    """Model inputs from .npy or .npz (the array named x, or the only array), batch first, float32."""
-    try:
-        data = np.load(path)
-    except (OSError, ValueError) as exc:
-        raise TiermlError(f"cannot read inputs from {path}: {exc}") from exc
-    if isinstance(data, np.lib.npyio.NpzFile):
-        keys = list(data.keys())
-        if "x" not in keys and len(keys) != 1:
-            raise TiermlError(f"{path} holds arrays {keys}; name the model inputs 'x'")
-        data = data["x" if "x" in keys else keys[0]]
-    return np.asarray(data, np.float32)

@@ -28,7 +28,7 @@ from tierml.hardware.transfer import LinkState
 from tierml.hybrid import encoding as enc
 from tierml.hybrid.cost import CutProfile, measure_cut, node_times_ms, options, wire_costs
 from tierml.hybrid.table import DEFAULT_EDGES, SplitTable, build_table
-from tierml.model.partition import Cut, PartitionGraph, Shapes, build, run_split
+from tierml.model.partition import Cut, PartitionGraph, Shapes, partition_graph, run_split
 from tierml.model.profile import analyze
 from tierml.model.session import make_session
 from tierml.model.shapes import dummy_inputs
@@ -108,7 +108,7 @@ def plan_split(model: onnx.ModelProto, shapes: Shapes | None, device: Side, serv
     `objective`: latency (one request end to end) or throughput (frames pipeline through device, link
     and server, so the slowest stage sets the rate; ranked by it).
     """
-    graph = build(model, shapes)
+    graph = partition_graph(model, shapes)
     feeds = dict(feeds) if feeds is not None else dummy_inputs(graph.inputs)
     cuts, exhaustive = graph.cuts(limit)
     device_ms, server_ms = node_times(graph, device, feeds), node_times(graph, server, feeds)

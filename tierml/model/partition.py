@@ -184,7 +184,7 @@ class PartitionGraph:
         return helper.make_tensor_value_info(name, t.elem_type, list(t.shape))
 
 
-def build(model: onnx.ModelProto, input_shapes: Shapes | None = None) -> PartitionGraph:
+def partition_graph(model: onnx.ModelProto, input_shapes: Shapes | None = None) -> PartitionGraph:
     """The partition graph of `model` at the given input shapes (dynamic dims must be given)."""
     inputs = resolve_input_shapes(model, input_shapes)
     folded = fold_constants(model, inputs)

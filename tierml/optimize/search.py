@@ -32,7 +32,7 @@ class SearchConfig(PassConfig):
     alpha: float = 0.7
 
 
-class Candidate(BaseModel):
+class StudentCandidate(BaseModel):
     width: int
     depth: int
     params: int
@@ -73,10 +73,10 @@ class StudentSearch(Pass):
         return result, notes
 
     def _screen(self, width: int, depth: int, shape: tuple, classes: int, teacher_params: int,
-                config: SearchConfig, workspace: Workspace) -> Candidate:
+                config: SearchConfig, workspace: Workspace) -> StudentCandidate:
         sample = (1, *shape[1:])
         module = student(sample, classes, width, depth)
-        found = Candidate(width=width, depth=depth, params=parameters(module))
+        found = StudentCandidate(width=width, depth=depth, params=parameters(module))
         if config.min_size_ratio and found.params * config.min_size_ratio > teacher_params:
             found.rejected = f"needs <= {teacher_params / config.min_size_ratio:,.0f} parameters"
             return found
@@ -93,6 +93,6 @@ class StudentSearch(Pass):
         return found
 
     @staticmethod
-    def _distill(config: SearchConfig, c: Candidate, epochs: int) -> DistillConfig:
+    def _distill(config: SearchConfig, c: StudentCandidate, epochs: int) -> DistillConfig:
         return DistillConfig(width=c.width, depth=c.depth, temperature=config.temperature, alpha=config.alpha,
                              epochs=epochs)

@@ -49,7 +49,7 @@ class ServedModel:
 
 
 @dataclass
-class ModelState:
+class ModelStatus:
     """What the repository index reports for a model folder."""
 
     state: str  # READY | UNAVAILABLE | LOADING
@@ -65,7 +65,7 @@ class Repository:
     reject_status: int = 503
     executor_factory: ExecutorFactory = builtin_executor
     models: dict[str, ServedModel] = field(default_factory=dict)
-    states: dict[str, ModelState] = field(default_factory=dict)
+    states: dict[str, ModelStatus] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -99,20 +99,20 @@ class Repository:
         with self._lock:
             previous = self.models.get(name)
             if previous is None:  # a reload keeps the model READY: its last good version serves meanwhile
-                self.states[name] = ModelState("LOADING")
+                self.states[name] = ModelStatus("LOADING")
             try:
                 fresh, fingerprint = self._build(name, previous)
             except (ConfigError, TiermlError, OSError) as exc:
                 reason = str(exc)
                 if previous or layout.model_dir(self.root, name).is_dir():
-                    self.states[name] = ModelState("READY" if previous else "UNAVAILABLE", reason,
+                    self.states[name] = ModelStatus("READY" if previous else "UNAVAILABLE", reason,
                                                    _fingerprint(self.root, name))
                 else:
                     self.states.pop(name, None)
                 raise ServeError(400, f"failed to load model '{name}': {reason}"
                                  + ("; the previous version keeps serving" if previous else "")) from None
             self.models[name] = fresh
-            self.states[name] = ModelState("READY", fingerprint=fingerprint)
+            self.states[name] = ModelStatus("READY", fingerprint=fingerprint)
         if previous:
             _close_unused(previous, fresh)
 
@@ -122,7 +122,7 @@ class Repository:
             model = self.models.pop(name, None)
             if model is None and name not in self.states:
                 raise not_found(f"unknown model '{name}': nothing to unload")
-            self.states[name] = ModelState("UNLOADED", "unloaded")
+            self.states[name] = ModelStatus("UNLOADED", "unloaded")
         if model:
             for served in model.versions.values():
                 served.executor.close()

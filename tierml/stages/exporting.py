@@ -7,8 +7,9 @@ from pathlib import Path
 
 import onnx
 
+from tierml.data.dataset import load_samples
 from tierml.errors import TiermlError
-from tierml.export.mcu import McuExport, McuTarget, load_inputs, verify
+from tierml.export.mcu import McuExport, McuTarget, verify
 from tierml.export.target import target_class
 from tierml.hardware.catalog import load_catalog
 from tierml.model.profile import analyze
@@ -29,11 +30,11 @@ def export(model: str | Path, calibration_inputs: Path, out: str | Path = "mcu_m
     loaded, _ = load(str(model), input_shapes)
     shapes = shapes_of(input_shapes) or shapes_of(batch_one(loaded.proto))
     profile = analyze(loaded.proto, shapes, source=loaded.source, sha256=loaded.sha256)
-    samples = load_inputs(calibration_inputs)
+    samples = load_samples(calibration_inputs)
     exporter = McuTarget(samples, catalog, list(devices) or None, in_place)
     result = exporter.export(loaded.proto, profile, Path(out))
     if verify_c and exporter.compiled is not None:
-        inputs = load_inputs(verify_inputs) if verify_inputs else samples[:64]
+        inputs = load_samples(verify_inputs) if verify_inputs else samples[:64]
         result.verification = verify(loaded.proto, exporter.compiled, Path(out) / "verify", inputs, sanitize, board)
     return result
 

@@ -27,7 +27,7 @@ DEFAULT_ENCODINGS = ("fp32", "fp32+lz4", "fp16", "fp16+lz4")
 
 
 @dataclass
-class Split:
+class SplitResult:
     """`tierml split`: the ranked cuts of the model loaded from `source`."""
 
     source: str
@@ -37,7 +37,7 @@ class Split:
 def split(model: str | Path, device: str = "host", server: str = "host", link: str = "dads-4g",
           input_shapes: InputShapes = None, encodings: Sequence[str] = DEFAULT_ENCODINGS, device_factor: float = 1.0,
           objective: str = "latency", out: Path | None = None, catalogs: Sequence[Path] = (),
-          calibration: Path | Calibration | None = None, notice: Notice | None = None) -> Split:
+          calibration: Path | Calibration | None = None, notice: Notice | None = None) -> SplitResult:
     """Rank the cuts of `model` between `device` and `server` (`host` is measured here, catalogue devices are
     estimated) over a catalogue `link`; with `out`, write the bundle `split run` and `tierml serve` use."""
     for code in encodings:
@@ -61,7 +61,7 @@ def split(model: str | Path, device: str = "host", server: str = "host", link: s
                         objective=objective)
     if out is not None:
         write_bundle(out, Path(loaded.source).stem, result.graph, result.profiles, result.table, list(encodings))
-    return Split(loaded.source, result)
+    return SplitResult(loaded.source, result)
 
 
 def split_run(bundle: Path, server_url: str, requests: int = 20, deadline_ms: float | None = None,
