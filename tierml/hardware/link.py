@@ -10,7 +10,7 @@ queue in front of a long wire. Settings change at run time (`set`) to replay ban
 
 The proxy terminates TCP: endpoints see the proxy's socket, not the emulated RTT's effect on slow
 start, so short transfers are a little faster than over a real path (checked against kernel tbf in
-tests/test_link.py).
+tests/hardware/test_link.py).
 """
 
 from __future__ import annotations
