@@ -54,7 +54,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _sync_dir(path.parent)
+    sync_dir(path.parent)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -83,7 +83,7 @@ def new_dir(target: Path) -> Iterator[Path]:
         if target.exists():  # rename() would quietly replace an empty folder
             raise FileExistsError(errno.EEXIST, "already exists", str(target))
         os.rename(staging, target)
-        _sync_dir(target.parent)
+        sync_dir(target.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -101,7 +101,7 @@ def _swap_dir(new: Path, target: Path) -> None:
         if old is not None:
             os.replace(old, target)
         raise
-    _sync_dir(target.parent)
+    sync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -112,7 +112,7 @@ def _staging(target: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{target.name}-new-", dir=target.parent))
 
 
-def _sync_dir(folder: Path) -> None:
+def sync_dir(folder: Path) -> None:
     """Make a rename inside `folder` durable (POSIX; other systems have no directory handles to sync)."""
     if os.name != "posix":
         return

@@ -1,0 +1,109 @@
+"""The registry's store: content-addressed blobs, signed manifests, publish as one commit, fsck and gc."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tierml.errors import TiermlError
+from tierml.registry.index import Conflict, Record
+from tierml.registry.manifest import DesiredState, Release, ReleaseVariant
+from tierml.registry.signing import check_fresh, keygen, load_private, parse_public, sign, verify
+from tierml.registry.store import Registry
+
+
+@pytest.fixture
+def key(tmp_path):
+    public = keygen(tmp_path / "keys" / "registry.key")
+    return load_private(tmp_path / "keys" / "registry.key"), parse_public(public)
+
+
+def _release(registry: Registry, tmp_path: Path, version: int, payload: bytes = b"model-bytes") -> Release:
+    model = tmp_path / f"model-{version}.onnx"
+    model.write_bytes(payload)
+    artifact = registry.store(model, "model.onnx")
+    variant = ReleaseVariant(name="fp32", format="onnx", precision="fp32", artifacts=[artifact])
+    return Release(model="digits", version=version, devices={"raspberry-pi-5": "fp32"}, variants=[variant])
+
+
+def test_a_signature_covers_every_byte_and_only_trusted_keys_count(tmp_path, key):
+    private, public = key
+    signed = sign({"model": "digits", "revision": 3}, private)
+    assert verify(signed, [public], "doc") == {"model": "digits", "revision": 3}
+    tampered = signed.model_copy(update={"payload": signed.payload.replace("3", "4")})
+    with pytest.raises(TiermlError, match="changed after it was signed"):
+        verify(tampered, [public], "doc")
+    other = parse_public(keygen(tmp_path / "other.key"))
+    with pytest.raises(TiermlError, match="none of which this device trusts"):
+        verify(signed, [other], "doc")
+    with pytest.raises(TiermlError, match="never overwritten"):
+        keygen(tmp_path / "other.key")
+    assert oct(os.stat(tmp_path / "other.key").st_mode & 0o777) == "0o600"
+
+
+def test_replayed_and_expired_desired_states_are_refused():
+    state = DesiredState.issue(60, group="g", device="d1", revision=5, model="digits", version=2)
+    check_fresh(state.model_dump(), 5, "desired state")  # the same revision again is a no-change poll
+    with pytest.raises(TiermlError, match="replayed"):
+        check_fresh(state.model_dump(), 6, "desired state")
+    later = datetime.now(UTC) + timedelta(seconds=61)
+    with pytest.raises(TiermlError, match="expired"):
+        check_fresh(state.model_dump(), None, "desired state", now=later)
+
+
+def test_blobs_are_stored_once_under_their_digest_and_a_wrong_claim_stores_nothing(tmp_path):
+    registry = Registry.open(tmp_path / "reg")
+    first = registry.blobs.put_bytes(b"abc")
+    assert registry.blobs.put_bytes(b"abc") == first and list(registry.blobs.digests()) == [first.sha256]
+    with pytest.raises(TiermlError, match="damaged or truncated"):
+        registry.blobs.put_chunks([b"ab"], expected=first.sha256[::-1])
+    assert list(registry.blobs.digests()) == [first.sha256]
+    assert not any((registry.blobs.root / ".incoming").iterdir())
+
+
+def test_publish_commits_whole_releases_and_the_second_publisher_of_a_version_gets_a_conflict(tmp_path, key):
+    private, public = key
+    registry = Registry.open(tmp_path / "reg")
+    registry.publish(_release(registry, tmp_path, 1), private)
+    with pytest.raises(Conflict, match="already published"):
+        registry.publish(_release(registry, tmp_path, 1, b"other bytes"), private)
+    assert [r.version for r in registry.index.releases("digits")] == [1]
+    assert registry.release("digits", 1, [public]).variant_for("raspberry-pi-5").name == "fp32"
+    assert registry.index.next_version("digits") == 2
+    with pytest.raises(TiermlError, match="no release digits v9"):
+        registry.release("digits", 9)
+
+
+def test_fsck_finds_a_damaged_blob_and_gc_keeps_what_releases_reference(tmp_path, key):
+    private, public = key
+    registry = Registry.open(tmp_path / "reg")
+    release = _release(registry, tmp_path, 1)
+    registry.publish(release, private)
+    orphan = registry.blobs.put_bytes(b"left by an interrupted publish")
+    report = registry.fsck([public])
+    assert report.clean and report.unreferenced == [orphan.sha256]
+    assert registry.gc(grace_s=3600) == []  # too young: a publish may still be about to reference it
+    os.utime(registry.blobs.path(orphan.sha256), (0, 0))
+    assert registry.gc(grace_s=3600) == [orphan.sha256]
+    assert registry.fsck([public]).clean
+    model = registry.blobs.path(release.variants[0].artifacts[0].sha256)
+    os.chmod(model, 0o644)
+    model.write_bytes(b"bit rot")
+    report = registry.fsck([public])
+    assert not report.clean and "missing or damaged" in report.problems[0]
+    with pytest.raises(TiermlError, match="garbage collection waits"):
+        registry.gc()
+
+
+def test_group_revisions_only_grow_and_records_are_stored_once(tmp_path):
+    registry = Registry.open(tmp_path / "reg")
+    assert registry.index.set_group("field", {"model": "digits", "version": 1}) == 1
+    assert registry.index.set_group("field", {"model": "digits", "version": 2}) == 2
+    assert registry.index.group("field").document["version"] == 2
+    records = [Record(key=f"d1-{i}", seq=i, kind="inference", body={"ms": i}) for i in range(5)]
+    assert registry.index.add_records("d1", records[:3]) == 3
+    assert registry.index.add_records("d1", records) == 2  # the first three were a resend
+    assert [r.seq for r in registry.index.records("d1")] == [0, 1, 2, 3, 4]

@@ -1,0 +1,237 @@
+"""The registry's index: which releases exist, each group's desired state, what devices report, the records
+they upload, and the rollout controller's event log. One small interface (`Index`), SQL underneath: SQLite in
+WAL mode by default (one file beside the blobs); a server database for a registry many writers share.
+
+Writes are single transactions, so an index row is the commit point of whatever it points at: a release whose
+row is not there does not exist, however many of its blobs are already stored.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from tierml.errors import TiermlError
+
+
+class Conflict(TiermlError):
+    """The thing exists already (two publishers raced for one version; one wins)."""
+
+    exit_code = 4
+
+
+class ReleaseRow(BaseModel):
+    model: str
+    version: int
+    manifest_sha256: str
+    created: str
+
+
+class GroupRow(BaseModel):
+    name: str
+    revision: int
+    document: dict[str, Any]
+
+
+class DeviceRow(BaseModel):
+    device: str
+    group: str
+    device_class: str
+    last_seen: str
+    report: dict[str, Any]
+
+
+class Record(BaseModel):
+    """One telemetry or inference-log record from a device's outbox; `key` makes a resend harmless."""
+
+    key: str
+    seq: int
+    kind: str
+    body: dict[str, Any]
+
+
+class Event(BaseModel):
+    id: int
+    at: str
+    rollout: str
+    message: str
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS releases (model TEXT NOT NULL, version INTEGER NOT NULL, manifest TEXT NOT NULL, "
+    "created TEXT NOT NULL, PRIMARY KEY (model, version))",
+    "CREATE TABLE IF NOT EXISTS groups (name TEXT PRIMARY KEY, revision INTEGER NOT NULL, document TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS devices (device TEXT PRIMARY KEY, grp TEXT NOT NULL, device_class TEXT NOT NULL, "
+    "last_seen TEXT NOT NULL, report TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS records (device TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, "
+    "kind TEXT NOT NULL, body TEXT NOT NULL, received TEXT NOT NULL, PRIMARY KEY (device, key))",
+    "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, "
+    "rollout TEXT NOT NULL, message TEXT NOT NULL)",
+)
+
+
+class Index(ABC):
+    """The registry's metadata. Implementations differ only in the database they talk to."""
+
+    @abstractmethod
+    def add_release(self, row: ReleaseRow) -> None:
+        """Record a published release; `Conflict` when that model version exists."""
+
+    @abstractmethod
+    def releases(self, model: str | None = None) -> list[ReleaseRow]:
+        """Releases, oldest first."""
+
+    @abstractmethod
+    def set_group(self, name: str, document: dict[str, Any]) -> int:
+        """Replace a group's desired-state document; returns its new revision (always higher than before)."""
+
+    @abstractmethod
+    def group(self, name: str) -> GroupRow | None: ...
+
+    @abstractmethod
+    def groups(self) -> list[GroupRow]: ...
+
+    @abstractmethod
+    def report(self, row: DeviceRow) -> None:
+        """Store a device's latest report (it replaces the previous one)."""
+
+    @abstractmethod
+    def devices(self, group: str | None = None) -> list[DeviceRow]: ...
+
+    @abstractmethod
+    def add_records(self, device: str, records: Sequence[Record]) -> int:
+        """Store records; one already stored under its key is skipped. Returns how many were new."""
+
+    @abstractmethod
+    def records(self, device: str) -> list[Record]:
+        """A device's records in the order it numbered them."""
+
+    @abstractmethod
+    def add_event(self, rollout: str, message: str) -> None: ...
+
+    @abstractmethod
+    def events(self, rollout: str | None = None) -> list[Event]: ...
+
+    def release(self, model: str, version: int) -> ReleaseRow | None:
+        return next((r for r in self.releases(model) if r.version == version), None)
+
+    def next_version(self, model: str) -> int:
+        return max((r.version for r in self.releases(model)), default=0) + 1
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection."""
+
+
+class SqliteIndex(Index):
+    """The index in one SQLite file (WAL: readers never wait for the writer)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        with self._write() as db:
+            for statement in SCHEMA:
+                db.execute(statement)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def add_release(self, row: ReleaseRow) -> None:
+        try:
+            with self._write() as db:
+                db.execute("INSERT INTO releases VALUES (?, ?, ?, ?)",
+                           (row.model, row.version, row.manifest_sha256, row.created))
+        except sqlite3.IntegrityError:
+            raise Conflict(f"{row.model} version {row.version} is already published (releases are immutable); "
+                           "publish as the next version") from None
+
+    def releases(self, model: str | None = None) -> list[ReleaseRow]:
+        sql = "SELECT model, version, manifest, created FROM releases"
+        rows = self._read(sql + " WHERE model = ? ORDER BY version" if model else sql + " ORDER BY model, version",
+                          (model,) if model else ())
+        return [ReleaseRow(model=m, version=v, manifest_sha256=s, created=c) for m, v, s, c in rows]
+
+    def set_group(self, name: str, document: dict[str, Any]) -> int:
+        with self._write() as db:
+            found = db.execute("SELECT revision FROM groups WHERE name = ?", (name,)).fetchone()
+            revision = (found[0] if found else 0) + 1
+            db.execute("INSERT INTO groups VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                       "revision = excluded.revision, document = excluded.document",
+                       (name, revision, json.dumps(document, sort_keys=True)))
+        return revision
+
+    def group(self, name: str) -> GroupRow | None:
+        rows = self._read("SELECT name, revision, document FROM groups WHERE name = ?", (name,))
+        return GroupRow(name=rows[0][0], revision=rows[0][1], document=json.loads(rows[0][2])) if rows else None
+
+    def groups(self) -> list[GroupRow]:
+        rows = self._read("SELECT name, revision, document FROM groups ORDER BY name")
+        return [GroupRow(name=n, revision=r, document=json.loads(d)) for n, r, d in rows]
+
+    def report(self, row: DeviceRow) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO devices VALUES (?, ?, ?, ?, ?) ON CONFLICT(device) DO UPDATE SET "
+                       "grp = excluded.grp, device_class = excluded.device_class, last_seen = excluded.last_seen, "
+                       "report = excluded.report",
+                       (row.device, row.group, row.device_class, row.last_seen, json.dumps(row.report)))
+
+    def devices(self, group: str | None = None) -> list[DeviceRow]:
+        sql = "SELECT device, grp, device_class, last_seen, report FROM devices"
+        rows = self._read(sql + " WHERE grp = ? ORDER BY device" if group else sql + " ORDER BY device",
+                          (group,) if group else ())
+        return [DeviceRow(device=d, group=g, device_class=c, last_seen=s, report=json.loads(r))
+                for d, g, c, s, r in rows]
+
+    def add_records(self, device: str, records: Sequence[Record]) -> int:
+        received = now()
+        with self._write() as db:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?)",
+                           [(device, r.key, r.seq, r.kind, json.dumps(r.body), received) for r in records])
+            return db.total_changes - before
+
+    def records(self, device: str) -> list[Record]:
+        rows = self._read("SELECT key, seq, kind, body FROM records WHERE device = ? ORDER BY seq", (device,))
+        return [Record(key=k, seq=s, kind=t, body=json.loads(b)) for k, s, t, b in rows]
+
+    def add_event(self, rollout: str, message: str) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO events (at, rollout, message) VALUES (?, ?, ?)", (now(), rollout, message))
+
+    def events(self, rollout: str | None = None) -> list[Event]:
+        sql = "SELECT id, at, rollout, message FROM events"
+        rows = self._read(sql + " WHERE rollout = ? ORDER BY id" if rollout else sql + " ORDER BY id",
+                          (rollout,) if rollout else ())
+        return [Event(id=i, at=a, rollout=r, message=m) for i, a, r, m in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
