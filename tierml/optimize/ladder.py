@@ -1,4 +1,6 @@
-"""`tierml build`: one model becomes a ladder of measured variants, and each target device gets its rung.
+"""The variants of `tierml build`: one model becomes a ladder of measured variants (steps 1, 2 and 4 below); the
+choice of a rung per device (step 3) is a planning decision and lives in `tierml.plan.variants`; the build stage
+(`tierml.stages.building`) runs them in that order.
 
 1. Variants: the simplified fp32 parent; fp16 when a target runs fp16 natively; int8 tuned on this host
    (accuracy-aware: kept only when it is faster than fp32 here); portable int8 (S8S8 per-channel QDQ,
