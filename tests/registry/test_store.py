@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from datetime import UTC, datetime, timedelta
+from typing import BinaryIO
 
 import pytest
 
 from tests.support.publisher import store_payload
 from tierml.errors import TiermlError
+from tierml.registry import blobs
 from tierml.registry.index import Conflict
 from tierml.registry.manifest import DesiredState
 from tierml.registry.signing import check_fresh, keygen, load_private, parse_public, sign, verify
@@ -95,3 +98,47 @@ def test_fsck_finds_a_damaged_blob_and_gc_keeps_what_releases_reference(tmp_path
     with pytest.raises(TiermlError, match="garbage collection waits"):
         registry.gc()
 
+
+class _FullDisk:
+    """A file with room for `room` more bytes: the write that goes past it stores what fits, then fails as a full
+    disk does."""
+
+    def __init__(self, out: BinaryIO, room: int) -> None:
+        self.out, self.room = out, room
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self.room:
+            self.out.write(data[:self.room])
+            self.room = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.out.write(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def fileno(self) -> int:
+        return self.out.fileno()
+
+
+@pytest.mark.parametrize("full_during", ["artifact", "manifest"])
+def test_a_full_disk_during_publish_fails_with_a_clear_error_and_changes_nothing(tmp_path, key, registry, monkeypatch,
+                                                                                 full_during):
+    private, public = key
+    registry.publish(store_payload(registry, tmp_path, 1, b"v1"), private)
+    payload = os.urandom(3 << 20)
+    receive = blobs._receive
+    room = 1 << 20 if full_during == "artifact" else 100  # a blob goes in 1 MiB chunks; a manifest is ~600 bytes
+    release = None if full_during == "artifact" else store_payload(registry, tmp_path, 2, payload)
+    before = (registry.index.releases(), sorted(registry.blobs.digests()))
+    monkeypatch.setattr(blobs, "_receive", lambda chunks, out: receive(chunks, _FullDisk(out, room)))
+    with pytest.raises(TiermlError, match=r"no space left on the registry's disk .* nothing was stored"):
+        release = release or store_payload(registry, tmp_path, 2, payload)
+        registry.publish(release, private)
+    assert (registry.index.releases(), sorted(registry.blobs.digests())) == before
+    assert not any((registry.blobs.root / ".incoming").iterdir())
+    report = registry.fsck([public])
+    assert report.clean and report.releases == 1
+    monkeypatch.undo()  # space is free again: the same publish goes through
+    registry.publish(release or store_payload(registry, tmp_path, 2, payload), private)
+    assert [r.version for r in registry.index.releases()] == [1, 2] and registry.fsck([public]).clean
