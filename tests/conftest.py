@@ -6,6 +6,8 @@ import pytest
 
 from tests.support.paths import DIGITS
 
+pytest_plugins = ["tests.support.postgres"]  # the throwaway PostgreSQL server's fixtures
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
+from tests.support.publisher import store_payload
 from tierml.errors import TiermlError
-from tierml.registry.index import Conflict, Record
-from tierml.registry.manifest import DesiredState, Release, ReleaseVariant
+from tierml.registry import blobs
+from tierml.registry.index import Conflict
+from tierml.registry.manifest import DesiredState
 from tierml.registry.signing import check_fresh, keygen, load_private, parse_public, sign, verify
 from tierml.registry.store import Registry
 
@@ -19,14 +22,6 @@ from tierml.registry.store import Registry
 def key(tmp_path):
     public = keygen(tmp_path / "keys" / "registry.key")
     return load_private(tmp_path / "keys" / "registry.key"), parse_public(public)
-
-
-def _release(registry: Registry, tmp_path: Path, version: int, payload: bytes = b"model-bytes") -> Release:
-    model = tmp_path / f"model-{version}.onnx"
-    model.write_bytes(payload)
-    artifact = registry.store(model, "model.onnx")
-    variant = ReleaseVariant(name="fp32", format="onnx", precision="fp32", artifacts=[artifact])
-    return Release(model="digits", version=version, devices={"raspberry-pi-5": "fp32"}, variants=[variant])
 
 
 def test_a_signature_covers_every_byte_and_only_trusted_keys_count(tmp_path, key):
@@ -64,12 +59,19 @@ def test_blobs_are_stored_once_under_their_digest_and_a_wrong_claim_stores_nothi
     assert not any((registry.blobs.root / ".incoming").iterdir())
 
 
-def test_publish_commits_whole_releases_and_the_second_publisher_of_a_version_gets_a_conflict(tmp_path, key):
+@pytest.fixture
+def registry(tmp_path, index_spec):
+    opened = Registry.open(tmp_path / "reg", index_spec)
+    yield opened
+    opened.close()
+
+
+def test_publish_commits_whole_releases_and_the_second_publisher_of_a_version_gets_a_conflict(tmp_path, key,
+                                                                                             registry):
     private, public = key
-    registry = Registry.open(tmp_path / "reg")
-    registry.publish(_release(registry, tmp_path, 1), private)
+    registry.publish(store_payload(registry, tmp_path, 1, b"model-bytes"), private)
     with pytest.raises(Conflict, match="already published"):
-        registry.publish(_release(registry, tmp_path, 1, b"other bytes"), private)
+        registry.publish(store_payload(registry, tmp_path, 1, b"other bytes"), private)
     assert [r.version for r in registry.index.releases("digits")] == [1]
     assert registry.release("digits", 1, [public]).variant_for("raspberry-pi-5").name == "fp32"
     assert registry.index.next_version("digits") == 2
@@ -77,10 +79,9 @@ def test_publish_commits_whole_releases_and_the_second_publisher_of_a_version_ge
         registry.release("digits", 9)
 
 
-def test_fsck_finds_a_damaged_blob_and_gc_keeps_what_releases_reference(tmp_path, key):
+def test_fsck_finds_a_damaged_blob_and_gc_keeps_what_releases_reference(tmp_path, key, registry):
     private, public = key
-    registry = Registry.open(tmp_path / "reg")
-    release = _release(registry, tmp_path, 1)
+    release = store_payload(registry, tmp_path, 1, b"model-bytes")
     registry.publish(release, private)
     orphan = registry.blobs.put_bytes(b"left by an interrupted publish")
     report = registry.fsck([public])
@@ -98,12 +99,46 @@ def test_fsck_finds_a_damaged_blob_and_gc_keeps_what_releases_reference(tmp_path
         registry.gc()
 
 
-def test_group_revisions_only_grow_and_records_are_stored_once(tmp_path):
-    registry = Registry.open(tmp_path / "reg")
-    assert registry.index.set_group("field", {"model": "digits", "version": 1}) == 1
-    assert registry.index.set_group("field", {"model": "digits", "version": 2}) == 2
-    assert registry.index.group("field").document["version"] == 2
-    records = [Record(key=f"d1-{i}", seq=i, kind="inference", body={"ms": i}) for i in range(5)]
-    assert registry.index.add_records("d1", records[:3]) == 3
-    assert registry.index.add_records("d1", records) == 2  # the first three were a resend
-    assert [r.seq for r in registry.index.records("d1")] == [0, 1, 2, 3, 4]
+class _FullDisk:
+    """A file with room for `room` more bytes: the write that goes past it stores what fits, then fails as a full
+    disk does."""
+
+    def __init__(self, out: BinaryIO, room: int) -> None:
+        self.out, self.room = out, room
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self.room:
+            self.out.write(data[:self.room])
+            self.room = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.out.write(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def fileno(self) -> int:
+        return self.out.fileno()
+
+
+@pytest.mark.parametrize("full_during", ["artifact", "manifest"])
+def test_a_full_disk_during_publish_fails_with_a_clear_error_and_changes_nothing(tmp_path, key, registry, monkeypatch,
+                                                                                 full_during):
+    private, public = key
+    registry.publish(store_payload(registry, tmp_path, 1, b"v1"), private)
+    payload = os.urandom(3 << 20)
+    receive = blobs._receive
+    room = 1 << 20 if full_during == "artifact" else 100  # a blob goes in 1 MiB chunks; a manifest is ~600 bytes
+    release = None if full_during == "artifact" else store_payload(registry, tmp_path, 2, payload)
+    before = (registry.index.releases(), sorted(registry.blobs.digests()))
+    monkeypatch.setattr(blobs, "_receive", lambda chunks, out: receive(chunks, _FullDisk(out, room)))
+    with pytest.raises(TiermlError, match=r"no space left on the registry's disk .* nothing was stored"):
+        release = release or store_payload(registry, tmp_path, 2, payload)
+        registry.publish(release, private)
+    assert (registry.index.releases(), sorted(registry.blobs.digests())) == before
+    assert not any((registry.blobs.root / ".incoming").iterdir())
+    report = registry.fsck([public])
+    assert report.clean and report.releases == 1
+    monkeypatch.undo()  # space is free again: the same publish goes through
+    registry.publish(release or store_payload(registry, tmp_path, 2, payload), private)
+    assert [r.version for r in registry.index.releases()] == [1, 2] and registry.fsck([public]).clean

@@ -9,6 +9,7 @@ what a blob holds; manifests say that.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -28,6 +29,18 @@ _CHUNK = 1 << 20
 class BlobRef(BaseModel):
     sha256: str
     size: int
+
+
+def _receive(chunks: Iterable[bytes], out: BinaryIO) -> tuple[str, int]:
+    """Write the chunks to `out`, hashing them on the way, and flush them to disk: (sha256, size)."""
+    digest, size = hashlib.sha256(), 0
+    for chunk in chunks:
+        digest.update(chunk)
+        size += len(chunk)
+        out.write(chunk)
+    out.flush()
+    os.fsync(out.fileno())
+    return digest.hexdigest(), size
 
 
 def _check_digest(digest: str) -> str:
@@ -69,16 +82,9 @@ class BlobStore:
         staging.mkdir(exist_ok=True)
         fd, name = tempfile.mkstemp(dir=staging)
         tmp = Path(name)
-        digest, size = hashlib.sha256(), 0
         try:
             with os.fdopen(fd, "wb") as f:
-                for chunk in chunks:
-                    digest.update(chunk)
-                    size += len(chunk)
-                    f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-            found = digest.hexdigest()
+                found, size = _receive(chunks, f)
             if expected is not None and found != expected:
                 raise TiermlError(f"the blob's sha256 is {found}, not {expected} as claimed: it was damaged or "
                                   "truncated on the way; nothing was stored, send it again")
@@ -91,8 +97,12 @@ class BlobStore:
                 os.replace(tmp, final)
                 sync_dir(final.parent)
             return BlobRef(sha256=found, size=size)
-        except BaseException:
+        except BaseException as exc:
             tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise TiermlError(f"no space left on the registry's disk ({self.root}) while storing a blob: "
+                                  "nothing was stored and no release changed; free space there (garbage "
+                                  "collection removes blobs no release references) and send it again") from exc
             raise
 
     def read(self, digest: str) -> bytes:

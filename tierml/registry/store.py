@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from tierml.errors import TiermlError
 from tierml.registry.blobs import BlobStore
-from tierml.registry.index import Index, ReleaseRow, SqliteIndex, now
+from tierml.registry.index import Index, ReleaseRow, now, open_index
 from tierml.registry.manifest import Artifact, Release
 from tierml.registry.signing import Signed, sign, verify
 
@@ -39,16 +39,17 @@ class FsckReport(BaseModel):
 
 @dataclass
 class Registry:
-    """The blobs under `root`/blobs and the index (SQLite at `root`/index.db unless another is given)."""
+    """The blobs under `root`/blobs and the index (SQLite at `root`/index.db unless another is given, as an `Index`
+    or as the URL `open_index` reads)."""
 
     root: Path
     index: Index
     blobs: BlobStore
 
     @classmethod
-    def open(cls, root: Path, index: Index | None = None) -> Registry:
+    def open(cls, root: Path, index: Index | str | None = None) -> Registry:
         root.mkdir(parents=True, exist_ok=True)
-        return cls(root, index or SqliteIndex(root / "index.db"), BlobStore(root / "blobs"))
+        return cls(root, index if isinstance(index, Index) else open_index(index, root), BlobStore(root / "blobs"))
 
     def close(self) -> None:
         self.index.close()
