@@ -114,6 +114,14 @@ class Index(ABC):
     @abstractmethod
     def events(self, rollout: str | None = None) -> list[Event]: ...
 
+    @abstractmethod
+    def save_rollout(self, rollout_id: str, group: str, document: dict[str, Any]) -> None:
+        """Store a rollout's state (it replaces the previous state of that rollout)."""
+
+    @abstractmethod
+    def rollouts(self, group: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+        """(id, group, document) of every rollout, by id."""
+
     def release(self, model: str, version: int) -> ReleaseRow | None:
         return next((r for r in self.releases(model) if r.version == version), None)
 
@@ -163,6 +171,7 @@ SCHEMA = (
     "kind TEXT NOT NULL, body TEXT NOT NULL, received TEXT NOT NULL, PRIMARY KEY (device, key))",
     "CREATE TABLE IF NOT EXISTS events (id {serial_key}, at TEXT NOT NULL, rollout TEXT NOT NULL, "
     "message TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS rollouts (id TEXT PRIMARY KEY, grp TEXT NOT NULL, document TEXT NOT NULL)",
 )
 
 # One statement, so concurrent writers cannot both read revision n and both write n + 1: the insert is guarded by
@@ -265,6 +274,17 @@ class SqlIndex(Index):
         rows = self._read(sql + " WHERE rollout = ? ORDER BY id" if rollout else sql + " ORDER BY id",
                           (rollout,) if rollout else ())
         return [Event(id=i, at=a, rollout=r, message=m) for i, a, r, m in rows]
+
+    def save_rollout(self, rollout_id: str, group: str, document: dict[str, Any]) -> None:
+        with self._write() as write:
+            write("INSERT INTO rollouts VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET grp = excluded.grp, "
+                  "document = excluded.document", (rollout_id, group, json.dumps(document, sort_keys=True)))
+
+    def rollouts(self, group: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+        sql = "SELECT id, grp, document FROM rollouts"
+        rows = self._read(sql + " WHERE grp = ? ORDER BY id" if group else sql + " ORDER BY id",
+                          (group,) if group else ())
+        return [(i, g, json.loads(d)) for i, g, d in rows]
 
     def close(self) -> None:
         with self._lock:
