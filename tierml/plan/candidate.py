@@ -8,7 +8,8 @@ from pydantic import BaseModel
 
 from tierml.hardware.estimate import Estimate, Precision
 
-Kind = Literal["local", "browser", "edge", "cloud", "serverless", "api", "batch", "cascade", "split", "offload"]
+Position = Literal["source", "edge", "cloud"]
+Offline = Literal["works", "degraded", "fails"]  # when the network is down
 Constraint = Literal["privacy", "latency", "connectivity", "compute", "power"]
 # The deployment decision framework's order: the first violated constraint is the binding one.
 FRAMEWORK_ORDER: tuple[Constraint, ...] = ("privacy", "latency", "connectivity", "compute", "power")
@@ -18,7 +19,7 @@ class Stage(BaseModel):
     """Where part of the work runs."""
 
     role: str  # "all", "first stage", "escalation", "head", "tail", "fallback"
-    position: Literal["source", "edge", "cloud"]
+    position: Position
     device: str
     tier: str
     precision: Precision
@@ -37,12 +38,12 @@ class Rejection(BaseModel):
 
 class Candidate(BaseModel):
     name: str
-    kind: Kind
+    kind: str  # the name of a registered PlacementKind (tierml.plan.kinds)
     summary: str
     stages: list[Stage]
     links: list[str]  # links used at inference time
     raw_data_crosses: list[str]  # links the raw input (or data derived from it) travels over
-    offline: Literal["works", "degraded", "fails"]
+    offline: Offline
     latency_p50: Estimate
     latency_p99: Estimate
     latency_parts_ms: dict[str, float]  # p50 breakdown: network, queue, compute per stage

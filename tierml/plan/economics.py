@@ -60,24 +60,40 @@ def edge_costs(device: Device, boxes: int, owned: int, busy: float, assumptions:
     return costs
 
 
-def cloud_costs(option: CloudOption, device: Device, requests_per_year: float, service_s: float, instances: int,
-                batch: bool = False) -> Costs:
-    """Per request (managed API), per GB-second (serverless), per instance-hour (API on instances or batch)."""
-    if option.usd_per_request is not None:
-        return Costs(annual={f"{option.name} requests": requests_per_year * option.usd_per_request})
-    if device.usd_per_gb_second is not None:
-        billed_s = math.ceil(service_s * 1000) / 1000  # billed in 1 ms increments
-        gb = device.ram_mb.value / 1000
-        per_request = gb * billed_s * device.usd_per_gb_second.value
-        if device.usd_per_million_requests:
-            per_request += device.usd_per_million_requests.value / 1e6
-        return Costs(annual={f"{option.name} invocations": requests_per_year * per_request})
+def request_costs(option: CloudOption, requests_per_year: float) -> Costs:
+    """A managed API: its price per inference."""
+    assert option.usd_per_request is not None
+    return Costs(annual={f"{option.name} requests": requests_per_year * option.usd_per_request})
+
+
+def function_costs(option: CloudOption, device: Device, requests_per_year: float, service_s: float) -> Costs:
+    """Serverless: GB-seconds billed in 1 ms increments, plus the price per invocation."""
+    assert device.usd_per_gb_second is not None
+    billed_s = math.ceil(service_s * 1000) / 1000
+    gb = device.ram_mb.value / 1000
+    per_request = gb * billed_s * device.usd_per_gb_second.value
+    if device.usd_per_million_requests:
+        per_request += device.usd_per_million_requests.value / 1e6
+    return Costs(annual={f"{option.name} invocations": requests_per_year * per_request})
+
+
+def instance_costs(option: CloudOption, device: Device, instances: int) -> Costs:
+    """Cloud instances running all year, billed by the hour."""
     if device.usd_per_hour is None:
-        return Costs(notes=[f"{device.name} has no hourly price: its cloud cost is counted as $0"])
-    if batch:  # billed only while the batch runs, at full utilisation
-        hours = requests_per_year * service_s / 3600 / device.units
-        return Costs(annual={f"{option.name} batch instance-hours": hours * device.usd_per_hour.value})
+        return _unpriced(device)
     return Costs(annual={f"{option.name} instances": instances * device.usd_per_hour.value * HOURS_PER_YEAR})
+
+
+def batch_costs(option: CloudOption, device: Device, requests_per_year: float, service_s: float) -> Costs:
+    """Cloud instances billed only while the batch runs, at full utilisation."""
+    if device.usd_per_hour is None:
+        return _unpriced(device)
+    hours = requests_per_year * service_s / 3600 / device.units
+    return Costs(annual={f"{option.name} batch instance-hours": hours * device.usd_per_hour.value})
+
+
+def _unpriced(device: Device) -> Costs:
+    return Costs(notes=[f"{device.name} has no hourly price: its cloud cost is counted as $0"])
 
 
 def bandwidth_costs(bytes_per_day: dict[str, tuple[float, float]], links: dict[str, Link],

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from tierml.plan.candidate import Candidate
 from tierml.plan.context import Context
-
-_SINGLE = frozenset({"local", "browser", "edge", "cloud", "serverless", "api", "batch"})
+from tierml.plan.kind import Family, PlacementKind
 
 
 def warnings(ctx: Context, candidates: list[Candidate], winner: Candidate | None) -> list[str]:
@@ -17,8 +16,8 @@ def warnings(ctx: Context, candidates: list[Candidate], winner: Candidate | None
 
 
 def _edge_is_faster(candidates: list[Candidate]) -> str:
-    cloud = [c for c in candidates if c.kind in ("cloud", "serverless", "api")]
-    onsite = [c for c in candidates if c.kind in ("local", "edge", "browser")]
+    cloud = [c for c in candidates if _family(c) == "cloud"]
+    onsite = [c for c in candidates if _family(c) == "on-site"]
     if not cloud or not onsite:
         return ""
     best_cloud = min(cloud, key=lambda c: c.latency_p50.value)
@@ -32,9 +31,9 @@ def _edge_is_faster(candidates: list[Candidate]) -> str:
 
 
 def _one_paradigm(candidates: list[Candidate], winner: Candidate | None) -> str:
-    if winner is None or winner.kind not in _SINGLE:
+    if winner is None or _family(winner) == "hybrid":
         return ""
-    for hybrid in (c for c in candidates if c.feasible and c.kind not in _SINGLE):
+    for hybrid in (c for c in candidates if c.feasible and _family(c) == "hybrid"):
         for label, ours, theirs in (("cheaper", winner.annual_cost.value, hybrid.annual_cost.value),
                                     ("faster (p99)", winner.latency_p99.value, hybrid.latency_p99.value)):
             if theirs < 0.8 * ours:
@@ -46,7 +45,7 @@ def _one_paradigm(candidates: list[Candidate], winner: Candidate | None) -> str:
 def _phone_by_optimizing(ctx: Context, candidates: list[Candidate]) -> str:
     slo = ctx.spec.requirements.latency
     for c in candidates:
-        if c.kind not in ("local", "browser") or c.stages[0].tier not in ("mobile", "browser"):
+        if not _on_device(c) or c.stages[0].tier not in ("mobile", "browser"):
             continue
         stage = c.stages[0]
         gaps = []
@@ -63,8 +62,8 @@ def _phone_by_optimizing(ctx: Context, candidates: list[Candidate]) -> str:
 
 
 def _tinyml_is_small_mobile(candidates: list[Candidate]) -> str:
-    mcu = [c for c in candidates if c.kind == "local" and c.stages[0].tier == "mcu"]
-    phone_ok = any(c.kind == "local" and c.stages[0].tier == "mobile" and c.stages[0].fits for c in candidates)
+    mcu = [c for c in candidates if _on_device(c) and c.stages[0].tier == "mcu"]
+    phone_ok = any(_on_device(c) and c.stages[0].tier == "mobile" and c.stages[0].fits for c in candidates)
     for c in mcu:
         reasons = [r.message for r in c.rejections if r.constraint == "compute"]
         if reasons and (phone_ok or c.stages[0].unsupported_ops):
@@ -85,3 +84,12 @@ def _cheapest_hardware(candidates: list[Candidate], winner: Candidate | None) ->
             f"(${leanest.capex.value:,.0f}) but costs ${leanest.annual_cost.value:,.0f}/year against "
             f"${cheapest.annual_cost.value:,.0f}/year for {cheapest.name} once operations, power and bandwidth "
             "are counted")
+
+
+def _family(candidate: Candidate) -> Family:
+    return PlacementKind.registry[candidate.kind].family
+
+
+def _on_device(candidate: Candidate) -> bool:
+    """Whether the whole model runs on the data-source device itself (natively or in its browser)."""
+    return _family(candidate) == "on-site" and candidate.stages[0].position == "source"

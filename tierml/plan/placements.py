@@ -1,12 +1,9 @@
 """Candidate placements and their scores.
 
-Every candidate is a path from the data source outwards (source -> edge -> cloud) and a few stages
-along it that run (part of) the model:
-- single tier: the whole model at one position (on the device, in the browser, on an edge box, on a
-  cloud instance / serverless function / managed API, or as an overnight batch);
-- cascade: a first model on every input, the full model on the escalated share;
-- split: the first nodes at one position, the rest at a later one, the cut tensors sent between;
-- offload with fallback: the full model remote, a local copy that answers when the link is down.
+Every candidate is a path from the data source outwards through the fleet's tiers (source -> edge ->
+cloud) and a few stages along it that run (part of) the model. Which paths exist is each placement
+kind's to say (`tierml.plan.kinds`: single tiers, cascade, split, offload with fallback); the kind
+also answers what differs between kinds (capacity, costs, the split's cut, offline behaviour).
 Scores follow from the stages: latency (network + queueing + compute, p50 and p99), energy and power
 on site, what the fleet costs, how many bytes leave the devices, and which links raw data crosses.
 """
@@ -14,134 +11,27 @@ on site, what the fleet costs, how many bytes leave the devices, and which links
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tierml.hardware.assessment import DeviceEstimate
-from tierml.hardware.catalog import Device, Link
+from tierml.hardware.catalog import Link
 from tierml.hardware.estimate import Estimate, Method, weakest
-from tierml.model.profile import ModelProfile
-from tierml.plan.candidate import Candidate, Kind, Rejection, Stage
+from tierml.plan.candidate import Candidate, Rejection, Stage
 from tierml.plan.context import Context
-from tierml.plan.economics import Costs, bandwidth_costs, cloud_costs, edge_costs
+from tierml.plan.economics import Costs, bandwidth_costs
+from tierml.plan.kinds import registered
+from tierml.plan.layout import Layout, Work
 from tierml.plan.network import Hop, path_latency
-from tierml.plan.queueing import md_c, servers_for
-from tierml.plan.split import Breakdown, best_cut
-from tierml.spec.app import CloudOption, EdgeSpec
-
-POSITIONS = ("source", "edge", "cloud")
-_SERVERLESS_KEEPALIVE_S = 600.0  # an idle function instance is reclaimed after about ten minutes (assumption)
-
-
-@dataclass
-class Target:
-    """A place a stage can run: the data source itself, an edge option or a cloud option."""
-
-    position: str
-    device: Device
-    edge: EdgeSpec | None = None
-    cloud: CloudOption | None = None
-
-    @property
-    def label(self) -> str:
-        if self.cloud is not None:
-            return self.cloud.name
-        return self.edge.name if self.edge is not None else self.device.name
-
-
-@dataclass
-class Work:
-    """One stage of a candidate before it is scored."""
-
-    role: str
-    target: Target
-    profile: ModelProfile
-    share: float  # of requests
-    up_bytes: int  # what arrives over the network from the previous position
-    raw: bool  # whether what arrives is the raw input (or derived from it) rather than a result
-    slowdown: float = 1.0  # browser WASM
-    batch: bool = False
-    fallback: bool = False
-    compute_ms: float | None = None  # set for split stages (their part of the model)
-
-
-@dataclass
-class Layout:
-    kind: Kind
-    name: str
-    summary: str
-    stages: list[Work]
-    notes: list[str] = field(default_factory=list)
-
+from tierml.plan.topology import Topology
 
 # ----------------------------------------------------------------------------------------------- enumeration
 
 
-def targets(ctx: Context) -> dict[str, list[Target]]:
-    fleet = ctx.spec.fleet
-    found: dict[str, list[Target]] = {"source": [], "edge": [], "cloud": []}
-    if fleet.source.runs_models:
-        found["source"].append(Target("source", ctx.source_device))
-    found["edge"] = [Target("edge", ctx.catalog.device(e.device), edge=e) for e in fleet.edge]
-    if fleet.cloud:
-        found["cloud"] = [Target("cloud", ctx.catalog.device(o.device), cloud=o) for o in fleet.cloud.options]
-    return found
-
-
-def _cloud_kind(target: Target) -> Kind:
-    assert target.cloud is not None
-    if target.cloud.usd_per_request is not None:
-        return "api"
-    return "serverless" if target.device.usd_per_gb_second is not None else "cloud"
-
-
 def layouts(ctx: Context) -> list[Layout]:
-    """Every single-tier and hybrid placement the fleet allows."""
-    found = targets(ctx)
-    model, first_model = ctx.model, ctx.small or ctx.model
-    raw = ctx.input_bytes
-    result: list[Layout] = []
-    for target in found["source"]:
-        result.append(Layout("local", f"local:{target.label}", f"whole model on each {target.device.name}",
-                             [Work("all", target, model, 1.0, 0, False)]))
-        if ctx.spec.fleet.source.browser:
-            result.append(Layout("browser", f"browser:{target.label}",
-                                 f"whole model in the browser (onnxruntime-web) on each {target.device.name}",
-                                 [Work("all", target, model, 1.0, 0, False,
-                                       slowdown=ctx.spec.assumptions.browser_slowdown)]))
-    for target in found["edge"]:
-        result.append(Layout("edge", f"edge:{target.label}", f"whole model on {target.device.name} edge boxes",
-                             [Work("all", target, model, 1.0, raw, True)]))
-    for target in found["cloud"]:
-        kind = _cloud_kind(target)
-        result.append(Layout(kind, f"{kind}:{target.label}", f"whole model in the cloud ({target.label})",
-                             [Work("all", target, model, 1.0, raw, True)]))
-        if target.cloud and target.cloud.batch_window_hours and kind == "cloud":
-            result.append(Layout("batch", f"batch:{target.label}",
-                                 f"overnight batch on {target.label} every {target.cloud.batch_window_hours:g} h",
-                                 [Work("all", target, model, 1.0, raw, True, batch=True)]))
-    escalation = ctx.spec.assumptions.escalation_rate
-    for start, end in (("source", "edge"), ("source", "cloud"), ("edge", "cloud")):
-        for first in found[start]:
-            for second in found[end]:
-                pair = f"{first.label}->{second.label}"
-                result.append(Layout(
-                    "cascade", f"cascade:{pair}",
-                    f"{'small model' if ctx.small else 'model'} on {first.label}, {escalation:.0%} escalated to "
-                    f"{second.label}",
-                    [Work("first stage", first, first_model, 1.0, raw if start != "source" else 0, start != "source"),
-                     Work("escalation", second, model, escalation, raw, True)]))
-                result.append(Layout("split", f"split:{pair}", f"first layers on {first.label}, the rest on "
-                                     f"{second.label}",
-                                     [Work("head", first, model, 1.0, raw if start != "source" else 0,
-                                           start != "source"),
-                                      Work("tail", second, model, 1.0, 0, True)]))
-                if start == "source":
-                    result.append(Layout("offload", f"offload:{pair}",
-                                         f"whole model on {second.label}; a copy on each {first.label} answers "
-                                         "when the link is down",
-                                         [Work("all", second, model, 1.0, raw, True),
-                                          Work("fallback", first, first_model, 0.0, 0, False, fallback=True)]))
-    return result
+    """Every layout of every registered kind the fleet allows, listed by the sites they use."""
+    topology = Topology.of(ctx)
+    found = [layout for kind in registered() for layout in kind.enumerate(topology, ctx)]
+    return sorted(found, key=topology.order)  # a stable sort: kinds over the same sites keep the registry's order
 
 
 # ----------------------------------------------------------------------------------------------- scoring
@@ -155,15 +45,14 @@ class Scored:
     estimate: DeviceEstimate
     hops: list[Hop]
     routed: bool
-    queue_p50_ms: float = 0.0
+    queue_p50_ms: float = 0.0  # with cold starts and batch windows
     queue_p99_ms: float = 0.0
-    extra_ms: float = 0.0  # cold starts, batch windows
 
 
-def evaluate(ctx: Context, layout: Layout) -> Candidate:
+def score(ctx: Context, layout: Layout) -> Candidate:
     """Score one layout (constraints are checked afterwards)."""
     notes = list(layout.notes)
-    cut = _apply_split(ctx, layout, notes) if layout.kind == "split" else None
+    cut = layout.kind.cut(ctx, layout, notes)
     scored = [_score_stage(ctx, work, layout, notes) for work in layout.stages]
     active = [(s, w) for s, w in zip(scored, layout.stages, strict=True) if not w.fallback]
 
@@ -178,20 +67,20 @@ def evaluate(ctx: Context, layout: Layout) -> Candidate:
         compute = s.stage.compute_ms.value
         methods.append(s.stage.compute_ms.method)
         if work.share >= 0.5:
-            p50 += net50 + s.queue_p50_ms + compute + s.extra_ms
-            parts[f"network to {work.target.label}"] = parts.get(f"network to {work.target.label}", 0.0) + net50
-            parts[f"queue at {work.target.label}"] = s.queue_p50_ms
-            parts[f"compute on {work.target.label}"] = compute + s.extra_ms
+            p50 += net50 + s.queue_p50_ms + compute
+            parts[f"network to {work.site.label}"] = parts.get(f"network to {work.site.label}", 0.0) + net50
+            parts[f"queue at {work.site.label}"] = s.queue_p50_ms
+            parts[f"compute on {work.site.label}"] = compute
         if work.share >= 0.01:
-            p99 += net99 + s.queue_p99_ms + compute + s.extra_ms
+            p99 += net99 + s.queue_p99_ms + compute
     method = weakest(*methods)
     latency_basis = "network (catalogue links, RTT >= speed-of-light floor) + queueing (M/D/c) + compute"
 
     links = sorted({hop.link.name for s, _ in active for hop in s.hops})
     raw_links = sorted({hop.link.name for s, w in active if w.raw for hop in s.hops})
     candidate = Candidate(
-        name=layout.name, kind=layout.kind, summary=layout.summary, stages=[s.stage for s in scored],
-        links=links, raw_data_crosses=raw_links, offline=_offline(layout, links),
+        name=layout.name, kind=layout.kind.name, summary=layout.summary, stages=[s.stage for s in scored],
+        links=links, raw_data_crosses=raw_links, offline=layout.kind.offline(layout, links),
         latency_p50=Estimate(value=p50, unit="ms", method=method, basis=latency_basis),
         latency_p99=Estimate(value=p99, unit="ms", method=method, basis=latency_basis),
         latency_parts_ms={k: v for k, v in parts.items() if v >= 1e-3}, rtt_floor_ms=floor,
@@ -210,21 +99,13 @@ def evaluate(ctx: Context, layout: Layout) -> Candidate:
     for s, work in active:
         if not s.routed:
             candidate.rejections.append(Rejection(
-                constraint="connectivity", message=f"no link from the data source to {work.target.label}: give "
+                constraint="connectivity", message=f"no link from the data source to {work.site.label}: give "
                 "fleet.source.link (and fleet.edge[].link to reach the cloud through the site)"))
     return candidate
 
 
-def _offline(layout: Layout, links: list[str]) -> str:
-    if not links:
-        return "works"
-    has_local = any(w.target.position == "source" for w in layout.stages)
-    return "degraded" if has_local and layout.kind in ("cascade", "offload") else "fails"
-
-
 def _score_stage(ctx: Context, work: Work, layout: Layout, notes: list[str]) -> Scored:
-    target = work.target
-    device = target.device
+    device = work.site.device
     estimate = ctx.best_fit(work.profile, device)
     compute = estimate.latency
     if work.compute_ms is not None:
@@ -239,94 +120,30 @@ def _score_stage(ctx: Context, work: Work, layout: Layout, notes: list[str]) -> 
     elif estimate.precision == "int8" and device.tier != "mcu":
         notes.append(f"{device.name}: fp32 does not fit, int8 sizes estimated (1 byte per weight); accuracy of the "
                      "int8 variant not measured yet")
-    service_s = compute.value / 1e3
-    boxes, queue50, queue99, extra = _capacity(ctx, work, service_s, notes)
+    capacity = layout.kind.capacity(ctx, work, compute.value / 1e3, notes)
     hops = _hops(ctx, work, layout)
     tier = "browser" if work.slowdown != 1.0 else device.tier
     unsupported = sorted({u.op_type for u in work.profile.tier(tier).unsupported})
-    stage = Stage(role=work.role, position=target.position, device=device.name, tier=tier,
-                  precision=estimate.precision, boxes=boxes, share=work.share, compute_ms=compute,
+    stage = Stage(role=work.role, position=work.site.position, device=device.name, tier=tier,
+                  precision=estimate.precision, boxes=capacity.boxes, share=work.share, compute_ms=compute,
                   fits=estimate.fits, fit_detail=f"RAM {estimate.ram.what} of {estimate.ram.have_bytes:,.0f} B"
                   + (f"; storage {estimate.storage.need_bytes:,} of {estimate.storage.have_bytes:,.0f} B"
                      if estimate.storage else ""),
                   unsupported_ops=unsupported)
-    return Scored(stage, estimate, hops or [], hops is not None, queue50, queue99, extra)
+    return Scored(stage, estimate, hops or [], hops is not None, capacity.queue_p50_ms, capacity.queue_p99_ms)
 
 
 def _hops(ctx: Context, work: Work, layout: Layout) -> list[Hop] | None:
     """The network from wherever the previous stage left the data to this stage."""
-    if work.target.position == "source" or work.fallback:
+    if work.site.position == "source" or work.fallback:
         return []
     previous = next((w for w in layout.stages if w is not work and not w.fallback
-                     and POSITIONS.index(w.target.position) < POSITIONS.index(work.target.position)), None)
-    start = previous.target.position if previous else "source"
+                     and w.site.tier < work.site.tier), None)
+    start = previous.site.position if previous else "source"
     down = ctx.output_bytes
     if start == "source":
-        return ctx.hops_to(work.target.position, work.up_bytes, down, work.target.edge)
-    return ctx.hops_between(start, work.target.position, work.up_bytes, down)
-
-
-def _capacity(ctx: Context, work: Work, service_s: float, notes: list[str]) -> tuple[int, float, float, float]:
-    """(boxes, queue p50 ms, queue p99 ms, extra ms) for the stage's share of the fleet's load."""
-    assumptions = ctx.spec.assumptions
-    peak = ctx.peak_rps * work.share
-    target = work.target
-    if work.fallback:
-        return ctx.sources, 0.0, 0.0, 0.0
-    if target.position == "source":
-        return ctx.sources, 0.0, 0.0, 0.0
-    if work.batch and target.cloud and target.cloud.batch_window_hours:
-        window_ms = target.cloud.batch_window_hours * 3600e3
-        return 1, window_ms / 2, window_ms, 0.0
-    kind = _cloud_kind(target) if target.cloud else "edge"
-    if kind == "api":
-        return 1, 0.0, 0.0, 0.0
-    if kind == "serverless":
-        return _serverless(ctx, work, notes)
-    per_box = target.device.units
-    boxes = servers_for(peak, service_s, assumptions.target_utilisation, per_box)
-    if target.edge is not None and boxes < target.edge.count:
-        boxes = target.edge.count
-    elif target.edge is not None and boxes > target.edge.count:
-        notes.append(f"{target.label}: the load needs {boxes} boxes, the spec lists {target.edge.count}")
-    queue = md_c(peak, service_s, boxes * per_box)
-    return boxes, queue.mean_wait_s * 1e3, queue.p99_wait_s * 1e3, 0.0
-
-
-def _serverless(ctx: Context, work: Work, notes: list[str]) -> tuple[int, float, float, float]:
-    """Functions scale out (no queue); a share of requests meets a cold start when traffic is sparse."""
-    device = work.target.device
-    cold_s = device.cold_start_s.value if device.cold_start_s else 0.0
-    rate = ctx.fleet_rps * work.share
-    cold_share = min(1.0, 1.0 / (rate * _SERVERLESS_KEEPALIVE_S)) if rate > 0 else 1.0
-    if cold_s and cold_share >= 0.01:
-        notes.append(f"{work.target.label}: about {cold_share:.1%} of requests meet a {cold_s:g} s cold start "
-                     f"(instances idle for {_SERVERLESS_KEEPALIVE_S / 60:.0f} min are reclaimed)")
-    p50_extra = cold_s * 1e3 if cold_share >= 0.5 else 0.0
-    p99_extra = cold_s * 1e3 if cold_share >= 0.01 else 0.0
-    return 1, p50_extra, p99_extra, 0.0
-
-
-def _apply_split(ctx: Context, layout: Layout, notes: list[str]) -> Breakdown | None:
-    """Choose the cut (`tierml.plan.split`) and give each split stage its part of the compute and the cut bytes."""
-    head, tail = layout.stages
-    head_fit = ctx.best_fit(head.profile, head.target.device)
-    tail_fit = ctx.best_fit(tail.profile, tail.target.device)
-    head_breakdown = ctx.estimator.latency(head.profile, head.target.device, head_fit.precision)
-    tail_breakdown = ctx.estimator.latency(tail.profile, tail.target.device, tail_fit.precision)
-    scale = 0.25 if head_fit.precision == "int8" else 1.0
-
-    def network_ms(up: float, down: float) -> float:
-        hops = ctx.hops_between(head.target.position, tail.target.position, int(up), int(down))
-        return path_latency(hops).p50_ms if hops else float("inf")
-
-    cut = best_cut(head.profile, head_breakdown, tail_breakdown, scale, network_ms, ctx.output_bytes,
-                   head_fit.precision)
-    if cut is None:
-        notes.append("the model has a single node: nothing to split")
-        return None
-    head.compute_ms, tail.compute_ms, tail.up_bytes = cut.head_ms, cut.tail_ms, cut.up_bytes
-    return cut
+        return ctx.hops_to(work.site.position, work.up_bytes, down, work.site.edge)
+    return ctx.hops_between(start, work.site.position, work.up_bytes, down)
 
 
 # ----------------------------------------------------------------------------------------------- traffic, energy, cost
@@ -411,7 +228,7 @@ def _source_energy(ctx: Context, layout: Layout, scored: list[Scored], link_byte
         return None, 0.0
     joules = 0.0
     for s, work in zip(scored, layout.stages, strict=True):
-        if work.target.position == "source" and not work.fallback:
+        if work.site.position == "source" and not work.fallback:
             joules += device.power_active_w.value * s.stage.compute_ms.value / 1e3 * work.share
     link = ctx.source_link()
     radio_w = 0.0
@@ -419,7 +236,7 @@ def _source_energy(ctx: Context, layout: Layout, scored: list[Scored], link_byte
         up, down = (daily / ctx.sources for daily in link_bytes[link.name])  # per source per day
         down_nj = link.energy_nj_per_bit_down.value if link.energy_nj_per_bit_down else 0.0
         day_j = (up * link.energy_nj_per_bit_up.value + down * down_nj) * 8 * 1e-9
-        if ctx.spec.fleet.source.stream_mbps and any(w.raw and w.target.position != "source"
+        if ctx.spec.fleet.source.stream_mbps and any(w.raw and w.site.position != "source"
                                                      for w in layout.stages if not w.fallback):
             radio_w = day_j / 86_400  # a continuous stream: the radio's power, whatever the request rate
         else:
@@ -431,7 +248,7 @@ def _source_energy(ctx: Context, layout: Layout, scored: list[Scored], link_byte
 
 def _results_link(ctx: Context, layout: Layout) -> Link | None:
     """Where an on-site placement sends its results: the site's uplink from the edge, else the source's link."""
-    positions = {w.target.position for w in layout.stages if not w.fallback}
+    positions = {w.site.position for w in layout.stages if not w.fallback}
     if "cloud" in positions:
         return None
     if "edge" in positions:
@@ -440,12 +257,12 @@ def _results_link(ctx: Context, layout: Layout) -> Link | None:
 
 
 def _local_only(layout: Layout) -> bool:
-    return all(w.target.position == "source" for w in layout.stages)
+    return all(w.site.position == "source" for w in layout.stages)
 
 
 def _radio_share(layout: Layout) -> float:
     """Share of requests that switch the radio on (and pay its tail)."""
-    remote = [w for w in layout.stages if not w.fallback and w.target.position != "source"]
+    remote = [w for w in layout.stages if not w.fallback and w.site.position != "source"]
     return max((w.share for w in remote), default=1.0)
 
 
@@ -454,24 +271,19 @@ def _edge_power_share(ctx: Context, scored: list[Scored], works: list[Work]) -> 
     watts = 0.0
     computes_at_edge = False
     for s, work in zip(scored, works, strict=True):
-        if work.target.position != "edge" or work.fallback:
+        if work.site.position != "edge" or work.fallback:
             continue
         computes_at_edge = True
-        device = work.target.device
+        device = work.site.device
         idle = device.power_idle_w.value if device.power_idle_w else 0.0
         active = device.power_active_w.value if device.power_active_w else idle
-        watts += s.stage.boxes * (idle + (active - idle) * _busy(ctx, work, s))
+        watts += s.stage.boxes * (idle + (active - idle) * work.busy(ctx, s.stage))
     relays = any(hop.shared for s, w in zip(scored, works, strict=True) if not w.fallback for hop in s.hops)
     site = ctx.spec.fleet.edge[0] if ctx.spec.fleet.edge else None
     if relays and site is not None and not computes_at_edge:  # the site gateway must stay on to forward data
         gateway = ctx.catalog.device(site.device)
         watts += site.count * (gateway.power_idle_w.value if gateway.power_idle_w else 0.0)
     return watts / ctx.sources
-
-
-def _busy(ctx: Context, work: Work, s: Scored) -> float:
-    capacity = s.stage.boxes * work.target.device.units
-    return min(1.0, ctx.fleet_rps * work.share * s.stage.compute_ms.value / 1e3 / capacity) if capacity else 1.0
 
 
 def _battery_wh(ctx: Context) -> float | None:
@@ -493,22 +305,13 @@ def _costs(ctx: Context, layout: Layout, scored: list[Scored], link_bytes: dict[
             costs.notes.append(f"{device.name} has no catalogue price: buying the sources is counted as $0")
         else:
             costs.capex += device.price_usd.value * ctx.sources
-    runs_on_source = any(w.target.position == "source" for w in layout.stages)
-    if runs_on_source and device.tier != "mobile":  # phones get models through app stores
+    if layout.on_source and device.tier != "mobile":  # phones get models through app stores
         costs.annual["device operations"] = ctx.sources * assumptions.ops_usd_per_device_month * 12
-    if runs_on_source and energy_j:
+    if layout.on_source and energy_j:
         costs.annual["device power"] = (energy_j * ctx.requests_per_year / 3.6e6
                                         * assumptions.electricity_usd_per_kwh)
     for s, work in zip(scored, layout.stages, strict=True):
-        if work.fallback or work.target.position == "source":
-            continue
-        target = work.target
-        if target.edge is not None:
-            owned = target.edge.count if target.edge.existing else 0
-            costs = costs.add(edge_costs(target.device, s.stage.boxes, owned, _busy(ctx, work, s), assumptions))
-        elif target.cloud is not None:
-            costs = costs.add(cloud_costs(target.cloud, target.device, ctx.requests_per_year * work.share,
-                                          s.stage.compute_ms.value / 1e3, s.stage.boxes, batch=work.batch))
+        costs = costs.add(layout.kind.costs(ctx, work, s.stage))
     return costs.add(bandwidth_costs(link_bytes, links, assumptions))
 
 
@@ -520,5 +323,5 @@ def annual_cost_at(ctx: Context, layout: Layout, requests_per_day: float) -> flo
         "requests_per_day": requests_per_day,
         "peak_rps": throughput.peak_rps * scale if throughput.peak_rps else None})})
     scaled = dataclasses.replace(ctx, spec=ctx.spec.model_copy(update={"requirements": scaled_requirements}))
-    return evaluate(scaled, layout).annual_cost.value
+    return score(scaled, layout).annual_cost.value
 

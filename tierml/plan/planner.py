@@ -13,7 +13,8 @@ from tierml.plan.candidate import FRAMEWORK_ORDER, Candidate
 from tierml.plan.constraints import check
 from tierml.plan.context import Context
 from tierml.plan.fallacies import warnings
-from tierml.plan.placements import Layout, annual_cost_at, evaluate, layouts
+from tierml.plan.layout import Layout
+from tierml.plan.placements import annual_cost_at, layouts, score
 from tierml.plan.queueing import METHOD as QUEUEING_METHOD
 from tierml.progress import Progress
 from tierml.spec.app import AppSpec, Assumptions, PowerSpec, Ranking
@@ -63,7 +64,7 @@ def plan(context: Context, calibration: str, spec_path: str, progress: Progress 
     for index, layout in enumerate(options):
         if progress:
             progress(layout.name, index, len(options))
-        candidate = evaluate(context, layout)
+        candidate = score(context, layout)
         candidate.rejections.extend(check(context, candidate))
         candidates.append(candidate)
     if progress:
