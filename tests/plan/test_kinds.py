@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from tests.support.paths import DIGITS
 from tierml.hardware.calibrate import Calibration, HostInfo, Sample
 from tierml.hardware.catalog import load_catalog
 from tierml.hardware.roofline import RooflineEstimator
@@ -20,7 +19,6 @@ from tierml.plan.planner import plan
 from tierml.plan.topology import Site, Topology
 from tierml.spec.app import AppSpec, EdgeSpec
 
-DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits" / "model.onnx"
 # Every op at half the host's roofline: enough to give each device a latency.
 CALIBRATION = Calibration(
     created="2026-01-01T00:00:00+00:00", threads=1,
