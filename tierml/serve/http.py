@@ -257,7 +257,8 @@ class _Connection(asyncio.Protocol):
             head.append(f"content-encoding: {encoding}\r\n")
         head.extend(f"{k}: {v}\r\n" for k, v in response.headers.items())
         close = not keep_alive or self.server.draining
-        head.append(f"content-length: {response.file.length if response.file else len(body)}\r\n")
+        if response.status not in (204, 304):  # no body, and RFC 9110 wants no length that says otherwise
+            head.append(f"content-length: {response.file.length if response.file else len(body)}\r\n")
         if close:
             head.append("connection: close\r\n")
         self.transport.write(b"".join([head[0].encode(), self.server.date, "".join(head[1:]).encode(), b"\r\n",
