@@ -1,0 +1,4 @@
+"""The registry's control plane: the HTTP API publishers, operators and devices talk to (`api`), the signed desired
+state each device is told (`desired`), who may call what (`auth`), byte ranges of blobs (`ranges`), the server
+process (`server`) and a client for the publisher and operator routes (`client`). The rollout controller comes next.
+"""
