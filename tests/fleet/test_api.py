@@ -12,23 +12,12 @@ import time
 
 import pytest
 
-from tests.support.registry import bearer, publish, registry_files, signed_release, upload
+from tests.support.registry import bearer, publish, signed_release, upload
 from tests.support.serving import call
 from tierml.files import sha256_bytes
 from tierml.fleet.server import BackgroundControlPlane
 from tierml.registry.signing import Signed, parse_public, verify
 from tierml.serve.http import FILE_CHUNK
-
-
-@pytest.fixture
-def files(tmp_path):
-    return registry_files(tmp_path)
-
-
-@pytest.fixture
-def server(files):
-    with BackgroundControlPlane(files.options()) as running:
-        yield running
 
 
 def _error(body: bytes) -> str:

@@ -9,30 +9,23 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.support.registry import bearer, publish, registry_files, signed_release
+from tests.support.registry import bearer, publish, signed_release
 from tests.support.serving import call
 from tierml.errors import TiermlError
 from tierml.files import sha256_bytes
 from tierml.fleet.desired import DesiredStates, GroupDocument, UnknownRelease, set_group
-from tierml.fleet.server import BackgroundControlPlane
 from tierml.registry.manifest import Release, ReleaseVariant
 from tierml.registry.signing import Signed, check_fresh, load_private, parse_public, verify
 from tierml.registry.store import Registry
 
 
 @pytest.fixture
-def files(tmp_path):
-    return registry_files(tmp_path)
-
-
-@pytest.fixture
-def server(files):
-    """A server with digits v1 and v2 published (v2 for raspberry-pi-5 only)."""
-    with BackgroundControlPlane(files.options()) as running:
-        publish(running.port, signed_release(running.port, files.publisher_key, 1,
-                                             devices=("raspberry-pi-5", "jetson-orin-nano")))
-        publish(running.port, signed_release(running.port, files.publisher_key, 2))
-        yield running
+def server(server, files):
+    """The server with digits v1 and v2 published (v2 for raspberry-pi-5 only)."""
+    publish(server.port, signed_release(server.port, files.publisher_key, 1,
+                                        devices=("raspberry-pi-5", "jetson-orin-nano")))
+    publish(server.port, signed_release(server.port, files.publisher_key, 2))
+    return server
 
 
 def _set(port: int, group: str, document: dict) -> tuple[int, dict]:

@@ -265,7 +265,7 @@ class ControlPlane:
 
     async def _report(self, request: Request, params: Params) -> Response:
         device = check_name("device", params["device"])
-        report = _object(request)
+        report = request.json_object()
         missing = [k for k in ("group", "device_class") if not isinstance(report.get(k), str) or not report[k]]
         if missing:
             raise bad_request(f"a device report needs {' and '.join(missing)} (strings) beside model, version, slot, "
@@ -277,7 +277,7 @@ class ControlPlane:
 
     async def _records(self, request: Request, params: Params) -> Response:
         device = check_name("device", params["device"])
-        records = _object(request).get("records")
+        records = request.json_object().get("records")
         if not isinstance(records, list):
             raise bad_request('records travel as {"records": [{"key", "seq", "kind", "body"}, ...]}, oldest first')
         try:
@@ -333,19 +333,9 @@ def _query(request: Request) -> dict[str, str]:
     return {k: v[-1] for k, v in parse_qs(request.query).items()}
 
 
-def _object(request: Request) -> dict[str, Any]:
-    try:
-        payload = orjson.loads(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise bad_request(f"the body is not valid JSON ({exc})") from None
-    if not isinstance(payload, dict):
-        raise bad_request("the body must be a JSON object")
-    return payload
-
-
 def _parse(kind: type[Model], request: Request, what: str) -> Model:
     try:
-        return kind.model_validate(_object(request))
+        return kind.model_validate(request.json_object())
     except ValidationError as exc:
         raise _invalid(f"the body (expected {what})", exc) from None
 

@@ -15,8 +15,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 import httptools
+import orjson
 
 from tierml.serve.errors import ServeError
 
@@ -34,6 +36,16 @@ class Request:
     body: bytes
     remote: str = ""
     keep_alive: bool = True
+
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object; a 400 that says why when it is not one."""
+        try:
+            payload = orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            raise ServeError(400, f"request body is not valid JSON ({exc})") from None
+        if not isinstance(payload, dict):
+            raise ServeError(400, f"request body must be a JSON object, not {type(payload).__name__}")
+        return payload
 
 
 @dataclass(frozen=True)
