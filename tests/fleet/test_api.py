@@ -171,16 +171,27 @@ def test_a_download_cut_off_halfway_resumes_with_a_range_and_equals_the_blob(ser
 
 def test_a_body_over_the_routes_limit_is_413_before_it_is_read(files):
     with BackgroundControlPlane(files.options(max_blob_bytes=1 << 20, max_json_bytes=4096)) as server:
-        for path, size, hint in ((f"/v1/blobs/{'0' * 64}", 2 << 20, "--max-blob-mb"),
-                                 ("/v1/releases", 10_000, "--max-json-mb")):
+        for method, path, size, hint in (("PUT", f"/v1/blobs/{'0' * 64}", 2 << 20, "--max-blob-mb"),
+                                         ("POST", "/v1/releases", 10_000, "--max-json-mb")):
             with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:  # the head alone
-                sock.sendall(f"PUT {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {size}\r\n"
+                sock.sendall(f"{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {size}\r\n"
                              f"authorization: {bearer('publisher')['authorization']}\r\n\r\n".encode())
                 head, body = _read_head(sock)
             assert head.startswith("HTTP/1.1 413"), head
             assert hint in json.loads(body)["error"]
         data = os.urandom(1 << 20)  # exactly the limit: taken
         assert upload(server.port, data) == sha256_bytes(data)
+
+
+def test_a_body_without_the_routes_token_is_refused_on_its_head(server):
+    """Nobody without a publisher token gets the server to hold an upload in memory: the head alone is answered."""
+    for auth, status in (("", 401), (f"authorization: {bearer('device')['authorization']}\r\n", 403)):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(f"PUT /v1/blobs/{'0' * 64} HTTP/1.1\r\nhost: x\r\ncontent-length: {1 << 30}\r\n"
+                         f"{auth}\r\n".encode())
+            head, body = _read_head(sock)
+        assert head.startswith(f"HTTP/1.1 {status}"), head
+        assert "token" in json.loads(body)["error"]
 
 
 # --------------------------------------------------------------------------------------------- releases

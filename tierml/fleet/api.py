@@ -110,8 +110,13 @@ class ControlPlane:
             self._log(request, response, time.perf_counter_ns() - start, role)
         return response
 
-    def body_limit(self, method: str, path: str) -> tuple[int, str]:
-        """The largest body a route takes (serve's HttpServer refuses a larger one with 413 before reading it)."""
+    def body_limit(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, str]:
+        """The largest body a route takes (serve's HttpServer refuses a larger one with 413 before reading it). A
+        request that carries a body is authorized on its head: no one without the route's token gets the server to
+        hold a body in memory."""
+        if headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers:
+            head = Request(method, path, "", headers, b"")
+            self._authorize(self._route(head)[0], head)
         if method == "PUT" and path.startswith("/v1/blobs/"):
             return self.max_blob_bytes, "raise it with tierml registry serve --max-blob-mb"
         return self.max_json_bytes, ("JSON bodies are small; blobs go to PUT /v1/blobs/<sha256> (raise the JSON limit "

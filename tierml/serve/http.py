@@ -69,8 +69,9 @@ class Response:
 
 Handler = Callable[[Request], Awaitable[Response]]
 ErrorBody = Callable[[str], bytes]
-# (method, path) -> (the largest body that route takes, how to raise it), or None for `Limits.max_body_bytes`
-BodyLimit = Callable[[str, str], tuple[int, str] | None]
+# (method, path, headers) -> (the largest body that route takes, how to raise it), or None for the default limit;
+# raising ServeError refuses the request on its head, before any of its body is read (a missing token, say)
+BodyLimit = Callable[[str, str, dict[str, str]], tuple[int, str] | None]
 
 
 @dataclass
@@ -207,7 +208,12 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         if self.server.body_limit is not None:
             method = self.parser.get_method().decode("latin-1")
-            self.limit = self.server.body_limit(method, self.url.decode("latin-1").partition("?")[0]) or self.limit
+            try:
+                self.limit = self.server.body_limit(method, self.url.decode("latin-1").partition("?")[0],
+                                                    self.headers) or self.limit
+            except ServeError as exc:
+                self.refusal = exc
+                return
         length = self.headers.get("content-length", "0")
         if length.isdigit() and int(length) > self.limit[0]:
             self.refusal = _too_large(int(length), *self.limit)
@@ -301,7 +307,11 @@ class _Connection(asyncio.Protocol):
                     return
                 left -= len(chunk)
                 self.transport.write(chunk)
-                await self.writable.wait()
+                try:  # a client that stops reading is dropped after the idle timeout, not waited on for ever
+                    await asyncio.wait_for(self.writable.wait(), self.server.limits.idle_timeout_s)
+                except TimeoutError:
+                    self.transport.close()
+                    return
         if not keep_alive or self.server.draining:
             self.transport.close()
 
