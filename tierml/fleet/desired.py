@@ -75,9 +75,14 @@ class GroupDocument(BaseModel):
             raise ValueError(next(p for p in problems if p))
         return self
 
+    @property
+    def base(self) -> Target:
+        """The release every device without an override runs."""
+        return Target(model=self.model, version=self.version)
+
     def target(self, device: str) -> Target:
         """What `device` runs: its override, else the group's release."""
-        return self.overrides.get(device) or Target(model=self.model, version=self.version)
+        return self.overrides.get(device) or self.base
 
 
 def name_problem(kind: str, name: str) -> str:
@@ -99,8 +104,7 @@ def check_name(kind: str, name: str) -> str:
 def set_group(registry: Registry, group: str, document: GroupDocument) -> int:
     """Store `document` as the group's next revision once every release it names is published; the revision."""
     check_name("group", group)
-    targets = [document.target(""), *document.overrides.values()]
-    for target in targets:
+    for target in [document.base, *document.overrides.values()]:
         if target.model is not None and registry.index.release(target.model, target.version or 0) is None:
             known = [r.version for r in registry.index.releases(target.model)]
             raise UnknownRelease(f"{target.model} v{target.version} is not published (versions of {target.model}: "
