@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests.support.calibration import calibration
 from tests.support.cli import run_tierml
+from tests.support.examples import quick_spec
 from tests.support.onnx_models import make_model
 from tests.support.paths import ROOT
 from tierml.data.dataset import Dataset, load_dataset
@@ -266,16 +266,6 @@ def test_cli_optimize_bad_calibration_exits_2_and_writes_nothing(tmp_path, cal_f
     assert not out.exists()
 
 
-def _quick_spec(tmp_path: Path, **build) -> Path:
-    """The digits example with a short build (few epochs) for tests."""
-    folder = tmp_path / "digits"
-    shutil.copytree(DIGITS, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    spec = yaml.safe_load((folder / "tierml.yaml").read_text())
-    spec["build"] = build
-    (folder / "tierml.yaml").write_text(yaml.safe_dump(spec))
-    return folder / "tierml.yaml"
-
-
 def test_cli_build_reports_a_device_nothing_fits_with_the_closest_miss(tmp_path, cal_file):
     catalog = tmp_path / "tiny.yaml"
     catalog.write_text(yaml.safe_dump({
@@ -285,7 +275,7 @@ def test_cli_build_reports_a_device_nothing_fits_with_the_closest_miss(tmp_path,
                      "memory_bandwidth_gbps": {"value": 0.1, "source": "test"},
                      "ram_mb": {"value": 0.002, "source": "test"}, "storage_mb": {"value": 1, "source": "test"}}],
     }))
-    spec = _quick_spec(tmp_path, distill=False, epochs=2, targets=["iphone-15-pro", "tiny-mcu"])
+    spec = quick_spec(tmp_path, distill=False, epochs=2, targets=["iphone-15-pro", "tiny-mcu"])
     out = tmp_path / "repo"
     result = run_tierml("build", spec, "--out", out, "--catalog", catalog, "--calibration", cal_file, "--json")
     assert result.returncode == 3, result.stderr
@@ -369,9 +359,8 @@ def test_the_mcu_rung_records_the_accuracy_of_the_exported_int8_model(tmp_path, 
     from tierml.export.mcu_tflite import quantize_input, run_tflm, to_tflite
     from tierml.model.profile import analyze
 
-    spec_path = _quick_spec(tmp_path, targets=["arduino-nano-33-ble-sense"])
+    spec_path = quick_spec(tmp_path, torch=False, targets=["arduino-nano-33-ble-sense"])
     spec = yaml.safe_load(spec_path.read_text())
-    del spec["model"]["torch"], spec["model"]["weights"]  # fp32 and int8-qdq only: quick
     spec["requirements"]["min_accuracy"] = 0.5
     spec_path.write_text(yaml.safe_dump(spec))
     clean = digits_data("eval")  # noisy digits: near the class boundaries, where the two int8 arithmetics part

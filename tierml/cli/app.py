@@ -397,6 +397,161 @@ def serve(
         raise TiermlError(f"--engine must be builtin or ray, not '{engine}'")
 
 
+registry_app = typer.Typer(help="The model registry: keys, publishing builds, the control-plane server, checks.",
+                           no_args_is_help=True)
+desired_app = typer.Typer(help="What a group of devices should run.", no_args_is_help=True)
+registry_app.add_typer(desired_app, name="desired")
+app.add_typer(registry_app, name="registry")
+
+RegistryRoot = Annotated[Path | None, typer.Argument(help="registry root folder on this machine (or give --url)")]
+RegistryUrl = Annotated[str | None, typer.Option("--url", help="a registry server: http://HOST:PORT (instead of ROOT)")]
+RegistryToken = Annotated[str | None, typer.Option(
+    "--token", envvar="TIERML_REGISTRY_TOKEN", help="bearer token for --url (publisher or operator role)")]
+TrustKeys = Annotated[list[str] | None, typer.Option(
+    "--trust", help="publisher public key: KEY.pub or its ed25519:<base64> line (repeatable)")]
+
+
+@registry_app.command("keygen")
+def registry_keygen(
+    key: Annotated[Path, typer.Argument(help="where to write the private key (KEY.pub gets the public one)")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Write a new ed25519 signing key (mode 0600) and its public key (what agents and servers --trust)."""
+    from tierml.stages.registering import keygen
+
+    result = keygen(key)
+    emit(result, as_json, lambda: f"{result.key} (private, keep it secret)\n{result.public_file}: {result.public}")
+
+
+@registry_app.command("serve")
+def registry_serve(
+    root: Annotated[Path, typer.Argument(help="registry root folder (created when missing)")],
+    key: Annotated[Path, typer.Option("--key", help="the server's signing key: it signs desired states")],
+    tokens: Annotated[Path, typer.Option(
+        "--tokens", help='JSON {"tokens": {"<token>": "publisher" | "operator" | "device"}}')],
+    trust: TrustKeys = None,
+    host: Annotated[str, typer.Option(help="address to bind (loopback by default; 0.0.0.0 exposes it)")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="HTTP port (0: any free port)")] = 8100,
+    desired_ttl_s: Annotated[float, typer.Option(
+        help="lifetime of a signed desired state; re-signed when half is gone (agents refuse expired ones)")
+                             ] = 24 * 3600.0,
+    max_blob_mb: Annotated[float, typer.Option(min=0.001, help="largest blob upload accepted (413 beyond)")
+                           ] = 2048.0,
+    max_json_mb: Annotated[float, typer.Option(min=0.001, help="largest JSON body accepted (413 beyond)")] = 16.0,
+    request_timeout_s: Annotated[float, typer.Option(
+        min=1.0, help="a request (an upload's whole body too) must arrive within this")] = 600.0,
+    access_log: Annotated[bool, typer.Option("--access-log", help="one JSON line per request on stderr")] = False,
+) -> None:
+    """Serve the registry's control-plane API (docs/registry.md): blobs, releases, desired states, device reports."""
+    import logging
+
+    try:
+        from tierml.fleet.server import ControlPlaneOptions
+    except ImportError as exc:
+        raise TiermlError(f"tierml registry serve needs the serve extra ({exc}): pip install 'tierml[serve]'") from None
+    from tierml.stages.registering import serve as run_serve
+
+    mib = 1024 * 1024
+    options = ControlPlaneOptions(root=root, key=key, trust=trust or [], tokens=tokens, host=host, port=port,
+                                  desired_ttl_s=desired_ttl_s, max_blob_bytes=int(max_blob_mb * mib),
+                                  max_json_bytes=int(max_json_mb * mib), request_timeout_s=request_timeout_s,
+                                  access_log=access_log)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+    def ready(bound: int) -> None:
+        err.print(f"tierml registry: listening on http://{host}:{bound} - registry {root}")
+
+    run_serve(options, ready)
+
+
+@registry_app.command("list")
+def registry_list(
+    root: RegistryRoot = None,
+    url: RegistryUrl = None,
+    token: RegistryToken = None,
+    model: Annotated[str | None, typer.Option(help="only this model's releases")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List a registry's releases, oldest first."""
+    from tierml.cli.render import releases_view
+    from tierml.stages.registering import releases
+
+    result = releases(root, url, token, model)
+    emit(result, as_json, lambda: releases_view(result))
+
+
+@registry_app.command("fsck")
+def registry_fsck(
+    root: Annotated[Path, typer.Argument(help="registry root folder")],
+    trust: TrustKeys = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-hash every blob and check every manifest (and its signature with --trust). Exit code 1 on problems."""
+    from tierml.cli.render import fsck_view
+    from tierml.stages.registering import fsck
+
+    report = fsck(root, trust or [])
+    emit(report, as_json, lambda: fsck_view(report))
+    if not report.clean:
+        raise SystemExit(1)
+
+
+@registry_app.command("gc")
+def registry_gc(
+    root: Annotated[Path, typer.Argument(help="registry root folder")],
+    grace_s: Annotated[float, typer.Option(
+        min=0.0, help="keep unreferenced blobs younger than this (a publish in progress has uploaded them)")
+                       ] = 3600.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Delete the blobs no release references (after fsck finds the registry whole)."""
+    from tierml.stages.registering import gc
+
+    result = gc(root, grace_s)
+    emit(result, as_json, lambda: f"{len(result.removed)} unreferenced blob(s) older than {grace_s:g} s removed")
+
+
+@desired_app.command("set")
+def registry_desired_set(
+    root: RegistryRoot = None,
+    group: Annotated[str, typer.Option("--group", help="the device group")] = ...,  # type: ignore[assignment]
+    model: Annotated[str | None, typer.Option("--model", help="the release's model (omit with --version: keep)")
+                     ] = None,
+    version: Annotated[int | None, typer.Option("--version", min=1, help="the release's version")] = None,
+    url: RegistryUrl = None,
+    token: RegistryToken = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Tell every device of a group which release to run (a new revision of the group's desired state)."""
+    from tierml.stages.registering import set_desired
+
+    result = set_desired(group, model, version, root, url, token)
+    what = f"{result.model} v{result.version}" if result.model else "keep what they run"
+    emit(result, as_json, lambda: f"group {result.group}: {what} (revision {result.revision})")
+
+
+@registry_app.command("publish")
+def registry_publish(
+    spec: Annotated[Path, typer.Argument(help="the app spec the build was made from (tierml.yaml)")],
+    root: RegistryRoot = None,
+    build_dir: Annotated[Path, typer.Option("--build", help="tierml build's --out folder (holds ladder.json)")
+                         ] = Path("build"),
+    key: Annotated[Path, typer.Option(
+        "--key", help="the publisher's signing key (tierml registry keygen KEY; the registry must --trust KEY.pub)")
+                   ] = ...,  # type: ignore[assignment]
+    url: RegistryUrl = None,
+    token: RegistryToken = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Publish a build as the model's next release: per device its variant, metrics, lineage and a golden set."""
+    from tierml.cli.render import published_view
+    from tierml.stages.registering import publish
+
+    result = publish(spec, build_dir, key, root, url, token)
+    emit(result, as_json, lambda: published_view(result))
+
+
 @app.command("split")
 def split_command(
     model: Annotated[str, typer.Argument(help="model.onnx to split; or `run` to run a written bundle (see BUNDLE)")],

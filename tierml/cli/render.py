@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -16,6 +18,10 @@ from tierml.optimize.direct import Optimized
 from tierml.optimize.variant import Variant
 from tierml.plan.planner import Plan
 from tierml.plan.variants import Ladder
+
+if TYPE_CHECKING:  # the registry's verbs pull in the registry; other verbs need not load it to render
+    from tierml.registry.store import FsckReport
+    from tierml.stages.registering import Published, Releases
 
 
 def size(n: float) -> str:
@@ -323,3 +329,36 @@ def split_view(data: dict) -> Group:
     parts.append(Text(f"link: {state['up_mbps']:g} Mbit/s up, {state['down_mbps']:g} down, RTT {state['rtt_ms']:g} ms; "
                       f"device = {data['device']} x {data['device_factor']:g}", style="dim"))
     return Group(*parts)
+
+
+def releases_view(result: Releases) -> Table:
+    table = Table(title=f"releases in {result.registry}", title_justify="left")
+    for column in ("model", "version", "created", "manifest"):
+        table.add_column(column, justify="right" if column == "version" else "left")
+    for row in result.releases:
+        table.add_row(row.model, str(row.version), row.created[:19].replace("T", " "), row.manifest_sha256[:16])
+    if not result.releases:
+        table.caption = "no releases yet: tierml registry publish SPEC --build OUT --key KEY ROOT"
+    return table
+
+
+def fsck_view(report: FsckReport) -> Group:
+    verdict = Text("whole" if report.clean else f"{len(report.problems)} problem(s)",
+                   style="green" if report.clean else "bold red")
+    lines: list[Text | Table] = [Text.assemble(f"{report.releases} release(s), {report.blobs} blob(s): ", verdict)]
+    lines += [Text(f"  {problem}", style="red") for problem in report.problems]
+    if report.unreferenced:
+        lines.append(Text(f"{len(report.unreferenced)} unreferenced blob(s) (tierml registry gc removes them)",
+                          style="dim"))
+    return Group(*lines)
+
+
+def published_view(result: Published) -> Group:
+    table = Table(title=f"{result.model} v{result.version} in {result.registry}", title_justify="left")
+    table.add_column("device class")
+    table.add_column("variant")
+    for device, variant in result.devices.items():
+        table.add_row(device, variant)
+    summary = Text(f"manifest {result.manifest_sha256[:16]}; {result.uploaded} artifact(s) stored, {result.skipped} "
+                   "already there", style="dim")
+    return Group(table, summary, *(Text(f"note: {note}", style="yellow") for note in result.notes))

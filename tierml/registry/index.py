@@ -90,6 +90,11 @@ class Index(ABC):
     @abstractmethod
     def group(self, name: str) -> GroupRow | None: ...
 
+    def group_revision(self, name: str) -> int | None:
+        """A group's revision alone (a desired-state poll asks this first; override it with a cheaper query)."""
+        row = self.group(name)
+        return row.revision if row else None
+
     @abstractmethod
     def groups(self) -> list[GroupRow]: ...
 
@@ -232,6 +237,10 @@ class SqlIndex(Index):
     def group(self, name: str) -> GroupRow | None:
         rows = self._read("SELECT name, revision, document FROM groups WHERE name = ?", (name,))
         return GroupRow(name=rows[0][0], revision=rows[0][1], document=json.loads(rows[0][2])) if rows else None
+
+    def group_revision(self, name: str) -> int | None:
+        rows = self._read("SELECT revision FROM groups WHERE name = ?", (name,))
+        return rows[0][0] if rows else None
 
     def groups(self) -> list[GroupRow]:
         rows = self._read("SELECT name, revision, document FROM groups ORDER BY name")

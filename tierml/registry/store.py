@@ -61,6 +61,13 @@ class Registry:
 
     def publish(self, release: Release, key: Ed25519PrivateKey) -> ReleaseRow:
         """Sign and commit a release whose blobs are stored; `Conflict` when its version exists."""
+        return self.commit(sign(release.model_dump(mode="json"), key))
+
+    def commit(self, signed: Signed) -> ReleaseRow:
+        """Commit a release manifest signed elsewhere (a publisher over HTTP; the caller has checked the signature):
+        its blobs must be stored; the manifest is stored as it was signed, then its index row is added (the commit
+        point). `Conflict` when its version exists."""
+        release = Release.model_validate(signed.document())
         missing = [d for d in release.blobs() if not self.blobs.has(d)]
         if missing:
             raise TiermlError(f"{release.model} v{release.version} references {len(missing)} blob(s) the registry "
@@ -68,7 +75,6 @@ class Registry:
         if release.devices and any(release.variant_for(c) is None for c in release.devices):
             raise TiermlError(f"{release.model} v{release.version}: a device class names a variant the release "
                               "does not hold")
-        signed = sign(release.model_dump(mode="json"), key)
         manifest = self.blobs.put_bytes(signed.model_dump_json().encode())
         row = ReleaseRow(model=release.model, version=release.version, manifest_sha256=manifest.sha256, created=now())
         self.index.add_release(row)

@@ -1,6 +1,6 @@
-"""A lean HTTP/1.1 server on asyncio and httptools: keep-alive, pipelining in order, body limits,
-gzip/deflate bodies, idle timeouts and a graceful drain. It knows nothing of inference: it hands each
-complete `Request` to an async handler and writes the `Response` back.
+"""A lean HTTP/1.1 server on asyncio and httptools: keep-alive, pipelining in order, body limits (per route
+when asked), gzip/deflate bodies, file bodies sent in chunks, idle timeouts and a graceful drain. It knows
+nothing of inference: it hands each complete `Request` to an async handler and writes the `Response` back.
 """
 
 from __future__ import annotations
@@ -14,12 +14,16 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
+from typing import Any
 
 import httptools
+import orjson
 
 from tierml.serve.errors import ServeError
 
 MAX_HEADERS = 100
+FILE_CHUNK = 256 * 1024
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 
 
@@ -33,6 +37,25 @@ class Request:
     remote: str = ""
     keep_alive: bool = True
 
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object; a 400 that says why when it is not one."""
+        try:
+            payload = orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            raise ServeError(400, f"request body is not valid JSON ({exc})") from None
+        if not isinstance(payload, dict):
+            raise ServeError(400, f"request body must be a JSON object, not {type(payload).__name__}")
+        return payload
+
+
+@dataclass(frozen=True)
+class FileBody:
+    """`length` bytes of a file from `offset`: sent in chunks as the client takes them, never read whole."""
+
+    path: Path
+    offset: int
+    length: int
+
 
 @dataclass
 class Response:
@@ -41,10 +64,14 @@ class Response:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     compressible: bool = False  # honour Accept-Encoding (Triton compresses inference responses only)
+    file: FileBody | None = None  # the body, instead of `body` (large downloads; HEAD reports its length)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
 ErrorBody = Callable[[str], bytes]
+# (method, path, headers) -> (the largest body that route takes, how to raise it), or None for the default limit;
+# raising ServeError refuses the request on its head, before any of its body is read (a missing token, say)
+BodyLimit = Callable[[str, str, dict[str, str]], tuple[int, str] | None]
 
 
 @dataclass
@@ -52,15 +79,18 @@ class Limits:
     max_body_bytes: int = 64 * 1024 * 1024
     idle_timeout_s: float = 60.0  # keep-alive connections with no request in flight
     request_timeout_s: float = 30.0  # a request's head and body must arrive within this
+    max_body_hint: str = "raise it with tierml serve --max-body-mb"  # how to raise max_body_bytes
 
 
 class HttpServer:
     """Serves `handler` on a socket until `drain` is called."""
 
-    def __init__(self, handler: Handler, error_body: ErrorBody, limits: Limits | None = None) -> None:
+    def __init__(self, handler: Handler, error_body: ErrorBody, limits: Limits | None = None,
+                 body_limit: BodyLimit | None = None) -> None:
         self.handler = handler
         self.error_body = error_body
         self.limits = limits or Limits()
+        self.body_limit = body_limit
         self.connections: set[_Connection] = set()
         self.draining = False
         self.date = b""
@@ -112,6 +142,8 @@ class _Connection(asyncio.Protocol):
         self.pending: deque[Request] = deque()
         self.busy = False
         self.closed = False
+        self.writable = asyncio.Event()  # cleared while the transport's buffer is over its high-water mark
+        self.writable.set()
         self.last_activity = time.monotonic()
         self.receiving_since = 0.0  # when the request now arriving began; 0 between requests
         self._reset()
@@ -121,6 +153,7 @@ class _Connection(asyncio.Protocol):
         self.headers: dict[str, str] = {}
         self.body: list[bytes] = []
         self.body_size = 0
+        self.limit = (self.server.limits.max_body_bytes, self.server.limits.max_body_hint)
         self.refusal: ServeError | None = None
 
     # asyncio.Protocol
@@ -132,7 +165,14 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.writable.set()  # a file body being sent sees `closed` and stops
         self.server.connections.discard(self)
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -166,16 +206,24 @@ class _Connection(asyncio.Protocol):
         self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
 
     def on_headers_complete(self) -> None:
+        if self.server.body_limit is not None:
+            method = self.parser.get_method().decode("latin-1")
+            try:
+                self.limit = self.server.body_limit(method, self.url.decode("latin-1").partition("?")[0],
+                                                    self.headers) or self.limit
+            except ServeError as exc:
+                self.refusal = exc
+                return
         length = self.headers.get("content-length", "0")
-        if length.isdigit() and int(length) > self.server.limits.max_body_bytes:
-            self.refusal = _too_large(int(length), self.server.limits.max_body_bytes)
+        if length.isdigit() and int(length) > self.limit[0]:
+            self.refusal = _too_large(int(length), *self.limit)
 
     def on_body(self, body: bytes) -> None:
         if self.refusal is not None:
             return
         self.body_size += len(body)
-        if self.body_size > self.server.limits.max_body_bytes:
-            self.refusal = _too_large(self.body_size, self.server.limits.max_body_bytes)
+        if self.body_size > self.limit[0]:
+            self.refusal = _too_large(self.body_size, *self.limit)
             return
         self.body.append(body)
 
@@ -185,10 +233,11 @@ class _Connection(asyncio.Protocol):
             return
         path, _, query = self.url.decode("latin-1").partition("?")
         try:
-            body = _decoded(self.headers, b"".join(self.body), self.server.limits.max_body_bytes)
+            body = _decoded(self.headers, b"".join(self.body), *self.limit)
         except ServeError as exc:
             self.refusal = exc
             return
+        self.body = []
         request = Request(self.parser.get_method().decode("latin-1"), path, query, self.headers, body, self.remote,
                           self.parser.should_keep_alive())
         self.pending.append(request)
@@ -202,8 +251,11 @@ class _Connection(asyncio.Protocol):
         while self.pending and not self.closed:
             request = self.pending.popleft()
             response = await self.server.handler(request)
-            self.write(response, request.headers.get("accept-encoding", ""), request.keep_alive,
-                       request.method == "HEAD")
+            head_only = request.method == "HEAD"
+            if response.file is not None and not head_only:
+                await self.send_file(response, request.keep_alive)
+            else:
+                self.write(response, request.headers.get("accept-encoding", ""), request.keep_alive, head_only)
             if len(self.pending) <= 4 and not self.closed:
                 self.transport.resume_reading()
         self.busy = False
@@ -223,12 +275,44 @@ class _Connection(asyncio.Protocol):
             head.append(f"content-encoding: {encoding}\r\n")
         head.extend(f"{k}: {v}\r\n" for k, v in response.headers.items())
         close = not keep_alive or self.server.draining
-        head.append(f"content-length: {len(body)}\r\n")
+        if response.status not in (204, 304):  # no body, and RFC 9110 wants no length that says otherwise
+            head.append(f"content-length: {response.file.length if response.file else len(body)}\r\n")
         if close:
             head.append("connection: close\r\n")
         self.transport.write(b"".join([head[0].encode(), self.server.date, "".join(head[1:]).encode(), b"\r\n",
                                        b"" if head_only else body]))
-        if close:
+        if close and (head_only or response.file is None):
+            self.transport.close()
+
+    async def send_file(self, response: Response, keep_alive: bool) -> None:
+        """The head, then the file's range in chunks, each once the client has taken the one before (a slow
+        reader holds one chunk of memory, not the file); the file is read on a worker thread."""
+        assert response.file is not None
+        part = response.file
+        loop = asyncio.get_running_loop()
+        try:
+            stream = part.path.open("rb")
+        except OSError as exc:
+            self.write(Response(500, self.server.error_body(f"cannot read {part.path.name}: {exc.strerror}")), "",
+                       keep_alive)
+            return
+        self.write(response, "", keep_alive)
+        with stream:
+            stream.seek(part.offset)
+            left = part.length
+            while left and not self.closed:
+                chunk = await loop.run_in_executor(None, stream.read, min(FILE_CHUNK, left))
+                if not chunk:  # the file shrank under us: the length promised cannot be kept
+                    self.transport.close()
+                    return
+                left -= len(chunk)
+                self.transport.write(chunk)
+                try:  # a client that stops reading is dropped after the idle timeout, not waited on for ever
+                    await asyncio.wait_for(self.writable.wait(), self.server.limits.idle_timeout_s)
+                except TimeoutError:
+                    self.transport.close()
+                    return
+        if not keep_alive or self.server.draining:
             self.transport.close()
 
     def refuse(self, error: ServeError) -> None:
@@ -249,30 +333,29 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
-def _too_large(size: int, limit: int) -> ServeError:
-    return ServeError(413, f"request body of {size:,} bytes exceeds the limit of {limit:,} bytes "
-                      "(raise it with tierml serve --max-body-mb)")
+def _too_large(size: int, limit: int, hint: str) -> ServeError:
+    return ServeError(413, f"request body of {size:,} bytes exceeds the limit of {limit:,} bytes ({hint})")
 
 
-def _decoded(headers: dict[str, str], body: bytes, limit: int) -> bytes:
+def _decoded(headers: dict[str, str], body: bytes, limit: int, hint: str) -> bytes:
     """The body after Content-Encoding (gzip / deflate), refusing what would inflate past `limit`."""
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("identity", ""):
         return body
     if encoding == "lz4":
-        return _unlz4(body, limit)
+        return _unlz4(body, limit, hint)
     if encoding not in ("gzip", "deflate"):
         raise ServeError(415, f"Content-Encoding '{encoding}' is not supported (use gzip, deflate, lz4 or none)")
     # deflate means a zlib stream, but some clients send raw deflate: accept both.
     for wbits in (16 + zlib.MAX_WBITS,) if encoding == "gzip" else (zlib.MAX_WBITS, -zlib.MAX_WBITS):
         try:
-            return _inflate(body, wbits, limit)
+            return _inflate(body, wbits, limit, hint)
         except zlib.error:
             continue
     raise ServeError(400, f"body is not valid (or is truncated) {encoding} data")
 
 
-def _unlz4(body: bytes, limit: int) -> bytes:
+def _unlz4(body: bytes, limit: int, hint: str) -> bytes:
     """An lz4 frame (what `tierml split run` sends cut tensors in), refusing what would inflate past `limit`."""
     import lz4.frame
 
@@ -282,17 +365,17 @@ def _unlz4(body: bytes, limit: int) -> bytes:
     except RuntimeError as exc:
         raise ServeError(400, f"body is not valid lz4 frame data ({exc})") from exc
     if len(out) > limit:
-        raise _too_large(len(out), limit)
+        raise _too_large(len(out), limit, hint)
     if not inflater.eof:
         raise ServeError(400, "body is not valid (or is truncated) lz4 data")
     return out
 
 
-def _inflate(body: bytes, wbits: int, limit: int) -> bytes:
+def _inflate(body: bytes, wbits: int, limit: int, hint: str) -> bytes:
     inflater = zlib.decompressobj(wbits)
     out = inflater.decompress(body, limit + 1)
     if len(out) > limit or inflater.unconsumed_tail:
-        raise _too_large(len(out), limit)
+        raise _too_large(len(out), limit, hint)
     if not inflater.eof:
         raise zlib.error("truncated stream")
     return out

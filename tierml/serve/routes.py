@@ -251,12 +251,4 @@ def _header_length(value: str | None) -> int | None:
 
 
 def _optional_json(request: Request) -> dict[str, Any]:
-    if not request.body.strip():
-        return {}
-    try:
-        payload = orjson.loads(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise bad_request(f"request body is not valid JSON ({exc})") from None
-    if not isinstance(payload, dict):
-        raise bad_request("request body must be a JSON object")
-    return payload
+    return request.json_object() if request.body.strip() else {}

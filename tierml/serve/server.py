@@ -1,4 +1,8 @@
-"""The built-in engine: load the repository, serve the routes on loopback, drain on SIGTERM."""
+"""The built-in engine: load the repository, serve the routes on loopback, drain on SIGTERM.
+
+`until_signal`, `run_loop` and `BackgroundService` run any service with an async `start` (returning its port) and
+`stop` the same way: in the foreground until SIGTERM, or on a thread of its own (tests, embedding).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,10 @@ import gc
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol, Self
 
 from tierml.errors import TiermlError
 from tierml.serve.errors import ServeError
@@ -21,6 +26,41 @@ from tierml.serve.repository import CONTROL_MODES, Repository
 from tierml.serve.routes import EXTENSIONS, App, error_body
 
 logger = logging.getLogger("tierml.serve")
+
+
+class Service(Protocol):
+    """Something that listens: `start` returns the bound port, `stop` drains and releases everything."""
+
+    async def start(self) -> int: ...
+
+    async def stop(self) -> None: ...
+
+
+async def until_signal(service: Service, on_ready: Callable[[int], None] | None = None) -> None:
+    """Start the service, serve until SIGTERM or SIGINT, then stop it (draining) and return."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    port = await service.start()
+    # The process is ours: what start-up built (modules, sessions, configs) lives as long as the server, so
+    # keep it out of the collector's full passes, which otherwise walk all of it while requests wait.
+    gc.freeze()
+    if on_ready:
+        on_ready(port)
+    await stopping.wait()
+    await service.stop()
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` to completion on a fresh event loop in this thread (uvloop when installed)."""
+    factory = None
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
 
 
 @dataclass
@@ -97,18 +137,7 @@ class Server:
 
     async def run(self, on_ready: Callable[[int], None] | None = None) -> None:
         """Serve until SIGTERM or SIGINT, then drain and return."""
-        loop = asyncio.get_running_loop()
-        stopping = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopping.set)
-        port = await self.start()
-        # The process is ours: what start-up built (modules, sessions, configs) lives as long as the server, so
-        # keep it out of the collector's full passes, which otherwise walk all of it while requests wait.
-        gc.freeze()
-        if on_ready:
-            on_ready(port)
-        await stopping.wait()
-        await self.stop()
+        await until_signal(self, on_ready)
 
     async def _poll(self) -> None:
         loop = asyncio.get_running_loop()
@@ -120,31 +149,26 @@ class Server:
 
 def run(options: ServeOptions, on_ready: Callable[[int], None] | None = None) -> None:
     """Run the built-in server in this thread until SIGTERM/SIGINT (uvloop when installed)."""
-    factory = None
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(Server(options).run(on_ready))
+    run_loop(Server(options).run(on_ready))
 
 
-class BackgroundServer:
-    """A built-in server on its own event-loop thread, for tests and for embedding in a Python process."""
+class BackgroundService:
+    """A service on its own event-loop thread, for tests and for embedding in a Python process."""
 
-    def __init__(self, options: ServeOptions, start_timeout_s: float = 120.0) -> None:
+    def __init__(self, service: Service, host: str, start_timeout_s: float = 120.0, name: str = "tierml-serve"
+                 ) -> None:
         self.loop = asyncio.new_event_loop()
-        self.server = Server(options)
+        self.service = service
         started: concurrent.futures.Future[int] = concurrent.futures.Future()
-        self.thread = threading.Thread(target=self._main, args=(started,), name="tierml-serve", daemon=True)
+        self.thread = threading.Thread(target=self._main, args=(started,), name=name, daemon=True)
         self.thread.start()
         self.port = started.result(timeout=start_timeout_s)
-        self.url = f"http://{options.host}:{self.port}"
+        self.url = f"http://{host}:{self.port}"
 
     def _main(self, started: concurrent.futures.Future[int]) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            started.set_result(self.loop.run_until_complete(self.server.start()))
+            started.set_result(self.loop.run_until_complete(self.service.start()))
         except BaseException as exc:
             started.set_exception(exc)
             self.loop.close()
@@ -156,12 +180,20 @@ class BackgroundServer:
         """Drain and stop (idempotent)."""
         if self.loop.is_closed() or not self.thread.is_alive():
             return
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(timeout_s)
+        asyncio.run_coroutine_threadsafe(self.service.stop(), self.loop).result(timeout_s)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout_s)
 
-    def __enter__(self) -> BackgroundServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class BackgroundServer(BackgroundService):
+    """A built-in inference server on its own event-loop thread."""
+
+    def __init__(self, options: ServeOptions, start_timeout_s: float = 120.0) -> None:
+        self.server = Server(options)
+        super().__init__(self.server, options.host, start_timeout_s)

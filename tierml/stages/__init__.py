@@ -14,6 +14,7 @@ from typing import Any
 VERBS = {  # verb -> the module of this package that defines it
     "analyze": "models", "estimate": "estimating", "plan": "planning", "build": "building", "optimize": "building",
     "export": "exporting", "split": "splitting", "split_run": "splitting", "calibrate": "host",
+    "publish": "registering",  # the other registry verbs stay in tierml.stages.registering (their names are generic)
 }
 __all__ = sorted(VERBS)
 

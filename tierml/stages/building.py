@@ -1,5 +1,5 @@
-"""The `build` verb (a ladder of measured variants, one chosen per target device) and the `optimize` verb (the
-passes a user names, measured, written with their lineage)."""
+"""The `build` verb (a ladder of measured variants, one chosen per target device; its output read back by the verbs
+that use it) and the `optimize` verb (the passes a user names, measured, written with their lineage)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tierml.errors import TiermlError, did_you_mean
 from tierml.export.target import device_runtimes
+from tierml.files import sha256_file
 from tierml.hardware.calibrate import Calibration
 from tierml.hardware.catalog import Catalog, Device
 from tierml.hardware.roofline import RooflineEstimator
@@ -18,6 +19,7 @@ from tierml.optimize.ladder import measure_variants, write_build
 from tierml.optimize.variant import Variant
 from tierml.plan.variants import Ladder, choose_all
 from tierml.progress import Progress, silent
+from tierml.registry.layout import latest_model, model_dir
 from tierml.spec.app import LoadedSpec, load_spec
 from tierml.stages.host import Notice, catalog_with_host, host_calibration
 from tierml.stages.models import InputShapes, shapes_of
@@ -48,6 +50,30 @@ def build(spec: str | Path | LoadedSpec, out: str | Path = "build", targets: Seq
 
     written = write_build(measured, out, manifest)
     return ladder.model_copy(update={"variants": written})
+
+
+def read_ladder(path: Path) -> Ladder:
+    """A build's OUT/ladder.json."""
+    try:
+        return Ladder.model_validate_json(path.read_text())
+    except FileNotFoundError:
+        raise TiermlError(f"ladder '{path}' not found; run tierml build first (it writes OUT/ladder.json)") from None
+    except ValueError as exc:
+        first = str(exc).splitlines()[0]
+        raise TiermlError(f"'{path}' is not a ladder.json written by tierml build: {first}") from None
+
+
+def variant_model(ladder_path: Path, variant: Variant) -> Path:
+    """The model file of a ladder's variant, beside ladder.json wherever the build was made, checked to be the
+    file the build measured."""
+    model = latest_model(ladder_path.parent, variant.name)
+    if model is None:
+        raise TiermlError(f"ladder '{ladder_path}' names {model_dir(ladder_path.parent, variant.name)}, which holds "
+                          "no model; run tierml build again")
+    if sha256_file(model) != variant.sha256:
+        raise TiermlError(f"{model} is not the file ladder '{ladder_path}' measured (sha256 differs); run tierml "
+                          "build again")
+    return model
 
 
 def targets_of(loaded: LoadedSpec, catalog: Catalog, only: list[str]) -> list[Device]:

@@ -11,7 +11,6 @@ from pathlib import Path
 from tierml.data.dataset import load_dataset, model_input
 from tierml.data.scoring import score
 from tierml.errors import TiermlError
-from tierml.files import sha256_file
 from tierml.hardware.calibrate import Calibration
 from tierml.hardware.catalog import Catalog
 from tierml.hardware.estimate import Estimate, LatencyEstimator
@@ -21,10 +20,9 @@ from tierml.model.profile import ModelProfile, analyze
 from tierml.plan.context import Context, MeasuredVariant
 from tierml.plan.planner import Plan
 from tierml.plan.planner import plan as plan_placements
-from tierml.plan.variants import Ladder
 from tierml.progress import Progress, silent
-from tierml.registry.layout import latest_model, model_dir
 from tierml.spec.app import LoadedSpec, load_spec
+from tierml.stages.building import read_ladder, variant_model
 from tierml.stages.host import Notice, catalog_with_host, host_calibration
 
 
@@ -83,13 +81,7 @@ def measured_quality(loaded: LoadedSpec, model: LoadedModel, shapes: dict[str | 
 def ladder_variants(context: Context, path: Path) -> dict[str, MeasuredVariant]:
     """`tierml build`'s measured variants by device: each profiled from the written model (its sha256 checked)
     with its measured quality."""
-    try:
-        ladder = Ladder.model_validate_json(path.read_text())
-    except FileNotFoundError:
-        raise TiermlError(f"ladder '{path}' not found; run tierml build first (it writes OUT/ladder.json)") from None
-    except ValueError as exc:
-        first = str(exc).splitlines()[0]
-        raise TiermlError(f"'{path}' is not a ladder.json written by tierml build: {first}") from None
+    ladder = read_ladder(path)
     if ladder.app != context.spec.name:
         raise TiermlError(f"ladder '{path}' was built for app '{ladder.app}', not '{context.spec.name}'")
     variants = {v.name: v for v in ladder.variants}
@@ -99,13 +91,7 @@ def ladder_variants(context: Context, path: Path) -> dict[str, MeasuredVariant]:
         variant = variants.get(rung.variant or "")
         if variant is None:
             continue
-        model = latest_model(path.parent, variant.name)  # beside ladder.json, wherever it was built from
-        if model is None:
-            raise TiermlError(f"ladder '{path}' names {model_dir(path.parent, variant.name)}, which holds no model; "
-                              "run tierml build again")
-        if sha256_file(model) != variant.sha256:
-            raise TiermlError(f"{model} is not the file ladder '{path}' measured (sha256 differs); run tierml build "
-                              "again")
+        model = variant_model(path, variant)
         profile: ModelProfile = analyze(load_model(str(model)).proto, shapes, source=str(model))
         quality = variant.quality_on(rung.device)  # an MCU's is its int8 C's, not ONNX Runtime's
         found[rung.device] = MeasuredVariant(
