@@ -411,6 +411,108 @@ TrustKeys = Annotated[list[str] | None, typer.Option(
     "--trust", help="publisher public key: KEY.pub or its ed25519:<base64> line (repeatable)")]
 
 
+rollout_app = typer.Typer(help="Roll a release out to a device group in waves; abort on failures or a worse model.",
+                          no_args_is_help=True)
+app.add_typer(rollout_app, name="rollout")
+RolloutRoot = Annotated[Path, typer.Argument(help="registry root folder (the one `tierml registry serve` serves)")]
+
+
+def _rollout_line(r: object) -> str:
+    from tierml.fleet.rollout import Rollout
+
+    assert isinstance(r, Rollout)
+    return (f"{r.id}: {r.state}, wave {r.wave + 1}/{len(r.waves)}, {len(r.assigned)} device(s) on v{r.version}"
+            + (f" - {r.reason}" if r.reason else ""))
+
+
+@rollout_app.command("start")
+def rollout_start(
+    root: RolloutRoot,
+    group: Annotated[str, typer.Option("--group", help="the device group")] = ...,  # type: ignore[assignment]
+    model: Annotated[str, typer.Option("--model", help="the release's model")] = ...,  # type: ignore[assignment]
+    version: Annotated[int, typer.Option("--version", help="the release's version")] = ...,  # type: ignore[assignment]
+    waves: Annotated[str | None, typer.Option(help="rising shares of the group, e.g. 0.01,0.1,0.5,1")] = None,
+    bake_s: Annotated[float, typer.Option(min=0.0, help="seconds a healthy wave bakes before the next")] = 300.0,
+    max_failure_pct: Annotated[float, typer.Option(help="abort above this share of failed updates")] = 20.0,
+    min_devices: Annotated[int, typer.Option(min=1, help="finished updates before the failure share counts")] = 1,
+    max_latency_factor: Annotated[float, typer.Option(help="abort when a device's p95 grows by more")] = 1.5,
+    max_confidence_drop: Annotated[float, typer.Option(help="abort when mean confidence drops by more")] = 0.05,
+    update_timeout_s: Annotated[float, typer.Option(help="an update not done by then counts as failed")] = 900.0,
+    canary_first: Annotated[list[str] | None, typer.Option(help="device classes that go first, in order")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Start a rollout; `tierml rollout run ROOT` (or a running controller) moves it on."""
+    from tierml.fleet.rollout import Criteria
+    from tierml.stages.rolling import start
+
+    shares = [float(w) for w in waves.split(",")] if waves else None
+    criteria = Criteria(min_devices=min_devices, max_failure_pct=max_failure_pct, update_timeout_s=update_timeout_s,
+                        max_latency_factor=max_latency_factor, max_confidence_drop=max_confidence_drop)
+    result = start(root, group, model, version, shares, bake_s, criteria, canary_first or [])
+    emit(result, as_json, lambda: _rollout_line(result))
+
+
+@rollout_app.command("run")
+def rollout_run(
+    root: RolloutRoot,
+    interval_s: Annotated[float, typer.Option(min=0.01, help="seconds between controller steps")] = 5.0,
+    max_s: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+) -> None:
+    """Run the rollout controller until no rollout is running."""
+    from tierml.stages.rolling import run
+
+    def show(stepped: list) -> None:
+        for r in stepped:
+            err.print(_rollout_line(r))
+
+    run(root, interval_s, True, max_s, show)
+
+
+@rollout_app.command("status")
+def rollout_status(
+    root: RolloutRoot,
+    rollout_id: Annotated[str | None, typer.Argument(help="one rollout (default: all)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Every rollout's state and the controller's event log."""
+    from tierml.stages.rolling import status
+
+    result = status(root, rollout_id)
+    emit(result, as_json, lambda: "\n".join([*map(_rollout_line, result.rollouts),
+                                               *(f"{e.at}  {e.rollout}  {e.message}" for e in result.events)]))
+
+
+def _rollout_set(root: Path, rollout_id: str, state: str, reason: str, as_json: bool) -> None:
+    from tierml.stages.rolling import set_state
+
+    result = set_state(root, rollout_id, state, reason)
+    emit(result, as_json, lambda: _rollout_line(result))
+
+
+@rollout_app.command("pause")
+def rollout_pause(root: RolloutRoot, rollout_id: Annotated[str, typer.Argument()],
+                  reason: Annotated[str, typer.Option(help="why, for the event log")] = "paused",
+                  as_json: JsonFlag = False) -> None:
+    """Hold a rollout where it is (devices keep what they were told)."""
+    _rollout_set(root, rollout_id, "paused", reason, as_json)
+
+
+@rollout_app.command("resume")
+def rollout_resume(root: RolloutRoot, rollout_id: Annotated[str, typer.Argument()],
+                   reason: Annotated[str, typer.Option(help="why, for the event log")] = "resumed",
+                   as_json: JsonFlag = False) -> None:
+    """Let a paused rollout move on."""
+    _rollout_set(root, rollout_id, "running", reason, as_json)
+
+
+@rollout_app.command("abort")
+def rollout_abort(root: RolloutRoot, rollout_id: Annotated[str, typer.Argument()],
+                  reason: Annotated[str, typer.Option(help="why, for the event log")] = "aborted",
+                  as_json: JsonFlag = False) -> None:
+    """Stop a rollout and send its devices back to the old release."""
+    _rollout_set(root, rollout_id, "aborted", reason, as_json)
+
+
 @registry_app.command("keygen")
 def registry_keygen(
     key: Annotated[Path, typer.Argument(help="where to write the private key (KEY.pub gets the public one)")],

@@ -207,6 +207,8 @@ class Controller:
         found = next((Rollout.model_validate(d) for i, _, d in self.index.rollouts() if i == rollout_id), None)
         if found is None:
             raise TiermlError(f"no rollout '{rollout_id}'; `tierml rollout status` lists them")
+        if found.state in ("completed", "aborted"):
+            raise TiermlError(f"rollout '{rollout_id}' has {found.state} ({found.reason}); start a new one instead")
         found.state, found.reason = state, reason
         return self._apply(Step(rollout=found, events=[f"{state} by the operator: {reason}"]), force=True)
 
