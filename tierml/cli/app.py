@@ -482,35 +482,27 @@ def rollout_status(
                                                *(f"{e.at}  {e.rollout}  {e.message}" for e in result.events)]))
 
 
-def _rollout_set(root: Path, rollout_id: str, state: str, reason: str, as_json: bool) -> None:
-    from tierml.stages.rolling import set_state
-
-    result = set_state(root, rollout_id, state, reason)
-    emit(result, as_json, lambda: _rollout_line(result))
+RolloutId = Annotated[str, typer.Argument(help="the rollout's id (`tierml rollout status ROOT` lists them)")]
+Reason = Annotated[str, typer.Option(help="why, for the event log")]
 
 
-@rollout_app.command("pause")
-def rollout_pause(root: RolloutRoot, rollout_id: Annotated[str, typer.Argument()],
-                  reason: Annotated[str, typer.Option(help="why, for the event log")] = "paused",
-                  as_json: JsonFlag = False) -> None:
-    """Hold a rollout where it is (devices keep what they were told)."""
-    _rollout_set(root, rollout_id, "paused", reason, as_json)
+def _rollout_setter(state: str, verb: str, doc: str) -> None:
+    """Register `tierml rollout VERB ROOT ID`, which sets the rollout's state by hand."""
+
+    def command(root: RolloutRoot, rollout_id: RolloutId, reason: Reason = "", as_json: JsonFlag = False) -> None:
+        from tierml.stages.rolling import set_state
+
+        result = set_state(root, rollout_id, state, reason or f"{verb} by hand")
+        emit(result, as_json, lambda: _rollout_line(result))
+
+    command.__doc__ = doc
+    rollout_app.command(verb)(command)
 
 
-@rollout_app.command("resume")
-def rollout_resume(root: RolloutRoot, rollout_id: Annotated[str, typer.Argument()],
-                   reason: Annotated[str, typer.Option(help="why, for the event log")] = "resumed",
-                   as_json: JsonFlag = False) -> None:
-    """Let a paused rollout move on."""
-    _rollout_set(root, rollout_id, "running", reason, as_json)
-
-
-@rollout_app.command("abort")
-def rollout_abort(root: RolloutRoot, rollout_id: Annotated[str, typer.Argument()],
-                  reason: Annotated[str, typer.Option(help="why, for the event log")] = "aborted",
-                  as_json: JsonFlag = False) -> None:
-    """Stop a rollout and send its devices back to the old release."""
-    _rollout_set(root, rollout_id, "aborted", reason, as_json)
+for _state, _verb, _doc in (("paused", "pause", "Hold a rollout where it is (devices keep what they were told)."),
+                            ("running", "resume", "Let a paused rollout move on."),
+                            ("aborted", "abort", "Stop a rollout and send its devices back to the old release.")):
+    _rollout_setter(_state, _verb, _doc)
 
 
 @registry_app.command("keygen")
